@@ -1,0 +1,39 @@
+# The two commands of README.md.  Both create .venv if absent and install what they need.
+#   make book  - execute every notebook (LLMBOOK_PROFILE, default cpu) and render _build/html
+#   make test  - ruff, unit tests, every notebook under nbval in the smoke profile
+PYTHON ?= python3
+VENV ?= .venv
+# CPU build by default; CUDA users: make book TORCH_SPEC="torch==2.13.0 --index-url ..."
+TORCH_SPEC ?= torch==2.13.0
+LLMBOOK_PROFILE ?= cpu
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install book test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e ".[book,dev]"
+	touch $@
+
+# jupyter-cache keys outputs on the notebook's code, not on the profile: start a fresh cache
+# whenever the profile differs from the one the cache was built with.
+book: $(STAMP)
+	@mkdir -p _build
+	@if [ "$$(cat _build/.profile 2>/dev/null)" != "$(LLMBOOK_PROFILE)" ]; then \
+		rm -rf _build/.jupyter_cache _build/html _build/jupyter_execute; \
+		echo "$(LLMBOOK_PROFILE)" > _build/.profile; fi
+	LLMBOOK_PROFILE=$(LLMBOOK_PROFILE) MPLBACKEND=Agg $(BIN)/jupyter-book build . -W --keep-going
+	@echo "Book: $(CURDIR)/_build/html/index.html (profile $(LLMBOOK_PROFILE))"
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest tests
+	LLMBOOK_PROFILE=smoke MPLBACKEND=Agg $(BIN)/pytest --nbval-lax notebooks/ -p no:cacheprovider
+
+clean:
+	rm -rf _build runs

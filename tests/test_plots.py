@@ -1,0 +1,31 @@
+import matplotlib
+import numpy as np
+import pytest
+
+from llmbook import plots
+
+matplotlib.use("Agg")
+
+
+def test_concept_map_layout_centres_parents_over_children():
+    layout = plots._tree_layout(plots.CONCEPT_EDGES)
+    assert layout["Large pretrained model"][1] == 0
+    ft = layout["Fine-tuning"][0]
+    kids = [layout["Full fine-tuning"][0], layout["Parameter-efficient\nfine-tuning"][0]]
+    assert ft == pytest.approx(np.mean(kids))
+    assert len({x for x, y in layout.values() if y == -2}) == 4  # leaves do not overlap
+
+
+def test_concept_map_rejects_two_roots():
+    with pytest.raises(ValueError, match="one root"):
+        plots._tree_layout([("a", "b"), ("c", "d")])
+
+
+def test_figures_draw():
+    fig = plots.plot_concept_map()
+    labels = [t.get_text() for t in fig.axes[0].texts if t.get_text()]
+    assert len(labels) == 9 and "Zero-shot learning" in labels
+    fig = plots.plot_class_balance({"rt": {"train": [3, 4]}}, ["neg", "pos"])
+    assert len(fig.axes) == 1
+    fig = plots.plot_length_histograms({"rt": np.array([3, 5, 9])}, max_length=8)
+    assert fig.axes[0].get_title().startswith("rt")
