@@ -21,19 +21,20 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # jupyter-cache keys outputs on the notebook's code, not on the profile: start a fresh cache
-# whenever the profile differs from the one the cache was built with.
+# whenever the profile differs from the one the cache was built with.  Progress bars are
+# switched off (TQDM_DISABLE) because on a static page they are hundreds of stale lines.
 book: $(STAMP)
 	@mkdir -p _build
 	@if [ "$$(cat _build/.profile 2>/dev/null)" != "$(LLMBOOK_PROFILE)" ]; then \
 		rm -rf _build/.jupyter_cache _build/html _build/jupyter_execute; \
 		echo "$(LLMBOOK_PROFILE)" > _build/.profile; fi
-	LLMBOOK_PROFILE=$(LLMBOOK_PROFILE) MPLBACKEND=Agg $(BIN)/jupyter-book build . -W --keep-going
+	LLMBOOK_PROFILE=$(LLMBOOK_PROFILE) TQDM_DISABLE=1 $(BIN)/jupyter-book build . -W --keep-going
 	@echo "Book: $(CURDIR)/_build/html/index.html (profile $(LLMBOOK_PROFILE))"
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest tests
-	LLMBOOK_PROFILE=smoke MPLBACKEND=Agg $(BIN)/pytest --nbval-lax notebooks/ -p no:cacheprovider
+	$(BIN)/pytest tests -p no:cacheprovider
+	LLMBOOK_PROFILE=smoke $(BIN)/pytest --nbval-lax notebooks/ -p no:cacheprovider
 
 clean:
 	rm -rf _build runs

@@ -46,3 +46,17 @@ def test_every_notebook_and_chapter_is_in_the_toc():
         assert str(path.relative_to(ROOT).with_suffix("")) in listed, f"{path} not in _toc.yml"
     for entry in listed:
         assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), entry
+
+
+CHAPTERS = NOTEBOOKS + [ROOT / "book" / "concepts.md"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_every_chapter_ends_with_summary_and_exercises(path):
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text())["cells"]
+        text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    else:
+        text = path.read_text()
+    assert "## Summary" in text and "## Exercises" in text
+    assert text.index("## Summary") < text.index("## Exercises")

@@ -245,14 +245,20 @@ def subsample(dataset: Dataset, size: int | None, seed: int = 0) -> Dataset:
     return dataset.select(np.sort(keep))
 
 
-def limit_to_profile(splits: DatasetDict, profile) -> DatasetDict:
-    """Shrink ``train`` to ``profile.train_size`` and other splits to ``profile.eval_size``."""
+def limit_sizes(splits: DatasetDict, train_size: int | None, eval_size: int | None
+                ) -> DatasetDict:
+    """Shrink ``train`` to ``train_size`` and the other splits to ``eval_size`` examples."""
     return DatasetDict(
         {
-            split: subsample(ds, profile.train_size if split == "train" else profile.eval_size)
+            split: subsample(ds, train_size if split == "train" else eval_size)
             for split, ds in splits.items()
         }
     )
+
+
+def limit_to_profile(splits: DatasetDict, profile) -> DatasetDict:
+    """Shrink the splits to the sizes of a run profile (see :mod:`llmbook.profiles`)."""
+    return limit_sizes(splits, profile.train_size, profile.eval_size)
 
 
 def split_summary(named_splits: dict[str, DatasetDict]) -> pd.DataFrame:

@@ -104,3 +104,71 @@ def plot_length_histograms(lengths: Mapping[str, np.ndarray], max_length: int | 
         ax.set_ylabel("texts")
     fig.tight_layout()
     return fig
+
+
+def plot_training_curves(train_log: Sequence[Mapping], eval_log: Sequence[Mapping] = (),
+                         metric: str = "accuracy"):
+    """Training loss, learning rate and validation ``metric`` against optimizer steps."""
+    fig, (ax_loss, ax_lr) = plt.subplots(1, 2, figsize=(11, 3.6))
+    steps = [row["step"] for row in train_log]
+    ax_loss.plot(steps, [row["loss"] for row in train_log], label="train loss", color="#2e75b6")
+    if eval_log:
+        eval_steps = [row["step"] for row in eval_log]
+        ax_loss.plot(eval_steps, [row["eval_loss"] for row in eval_log], "o-", color="#c55a11",
+                     label="validation loss")
+        ax_metric = ax_loss.twinx()
+        ax_metric.plot(eval_steps, [row[f"eval_{metric}"] for row in eval_log], "s--",
+                       color="#548235", label=f"validation {metric}")
+        ax_metric.set_ylabel(f"validation {metric}")
+        ax_metric.legend(loc="center right")
+    ax_loss.set_xlabel("optimizer step")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend(loc="upper right")
+    ax_loss.set_title("loss and validation metric")
+    ax_lr.plot(steps, [row["lr"] for row in train_log], color="#7030a0")
+    ax_lr.set_xlabel("optimizer step")
+    ax_lr.set_ylabel("learning rate")
+    ax_lr.set_title("learning-rate schedule")
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(matrix: Sequence[Sequence[int]], label_names: Sequence[str], ax=None):
+    """Counts of true (rows) against predicted (columns) labels."""
+    matrix = np.asarray(matrix)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.8, 3.4))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center",
+                color="white" if count > matrix.max() / 2 else "black")
+    ax.set_xticks(range(len(label_names)), label_names)
+    ax.set_yticks(range(len(label_names)), label_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    return ax.figure
+
+
+def plot_results(table, metric: str = "accuracy", label: str = "model", baseline: float = 0.5):
+    """Horizontal bars of ``metric`` per row of a results table, with a dashed baseline."""
+    fig, ax = plt.subplots(figsize=(7, 0.55 * len(table) + 1.2))
+    bars = ax.barh(table[label], table[metric], color="#2e75b6")
+    ax.bar_label(bars, fmt="%.3f", padding=3)
+    ax.axvline(baseline, color="grey", ls="--", lw=1)
+    ax.set_xlim(0, 1.08)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"test {metric}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_lr_schedules(schedules: Mapping[str, Sequence[float]]):
+    """Learning rate against optimizer step, one line per named schedule."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for name, rates in schedules.items():
+        ax.plot(range(1, len(rates) + 1), rates, label=name)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("learning rate")
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -64,7 +64,9 @@ PROFILES: dict[str, Profile] = {
         batch_size=32,
         eval_batch_size=128,
         epochs=3,
-        learning_rate=5e-5,
+        # chosen on Rotten Tomatoes *validation* accuracy among 5e-5, 1e-4 and 2e-4
+        # (3 epochs, 2026-11-30): small distilled encoders like a larger rate than BERT-base
+        learning_rate=1e-4,
         train_size=None,
         eval_size=None,
         seeds=(0, 1, 2),

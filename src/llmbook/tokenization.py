@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from datasets import Dataset
+
+
+def check_texts(texts) -> list[str]:
+    """``texts`` as a non-empty list of strings, else a ``TypeError``/``ValueError`` saying why."""
+    if isinstance(texts, str):
+        raise TypeError("texts must be a sequence of strings, not a single string; wrap it: [text]")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("need at least one text, got an empty sequence")
+    bad = [type(t).__name__ for t in texts if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"every text must be a str, got {len(bad)} of type {bad[0]}")
+    return texts
 
 
 def token_lengths(texts: Sequence[str], tokenizer, batch_size: int = 1_000) -> np.ndarray:
@@ -41,3 +54,21 @@ def tokenize_dataset(dataset: Dataset, tokenizer, max_length: int) -> Dataset:
 
     drop = [c for c in dataset.column_names if c in ("text", "idx")]
     return dataset.map(encode, batched=True, remove_columns=drop)
+
+
+def map_by_length(texts: Sequence[str], batch_size: int,
+                  encode_batch: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    """Apply ``encode_batch`` to batches of texts of similar length; rows in input order.
+
+    Sorting by length before batching keeps padding (and so wasted compute) small at
+    inference time; the result is put back in the order of ``texts``.
+    """
+    order = np.argsort([len(text) for text in texts], kind="stable")
+    parts = [
+        encode_batch([texts[i] for i in order[start : start + batch_size]])
+        for start in range(0, len(texts), batch_size)
+    ]
+    stacked = np.concatenate(parts, axis=0)
+    result = np.empty_like(stacked)
+    result[order] = stacked
+    return result

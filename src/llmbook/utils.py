@@ -28,6 +28,7 @@ def configure_environment() -> None:
         for name in _HUB_VARIABLES:
             os.environ.setdefault(name, "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", message="IProgress not found")
 

@@ -1,0 +1,197 @@
+"""Command line: ``llmbook finetune | predict | evaluate`` (also ``python -m llmbook``).
+
+* ``llmbook finetune --task rotten_tomatoes --profile cpu --out runs/rt``
+* ``llmbook predict --model runs/rt "text" ...`` or
+  ``llmbook predict --model runs/rt --input file.jsonl|.csv --output preds.jsonl``
+* ``llmbook evaluate --model runs/rt --input file.jsonl [--report report.json]``
+
+Input rows carry a ``text`` field (and ``label``, 0/1 or negative/positive, for evaluate).
+A bad row is reported on stderr with its line number and skipped; the others are still
+scored, and the exit status is 1 when any row was bad.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from llmbook.data import LABEL_NAMES, TASKS
+
+
+class RowError(ValueError):
+    """A row of an input file that cannot be used."""
+
+
+def _parse_label(value) -> int:
+    if isinstance(value, bool):
+        raise RowError(f"'label' must be 0, 1, {' or '.join(LABEL_NAMES)}, got {value!r}")
+    if isinstance(value, int) and value in (0, 1):
+        return value
+    if isinstance(value, str) and value.strip().lower() in LABEL_NAMES:
+        return LABEL_NAMES.index(value.strip().lower())
+    if isinstance(value, str) and value.strip() in ("0", "1"):
+        return int(value)
+    raise RowError(f"'label' must be 0, 1, {' or '.join(LABEL_NAMES)}, got {value!r}")
+
+
+def _check_row(row, need_label: bool) -> dict:
+    if not isinstance(row, dict):
+        raise RowError(f"expected an object with a 'text' field, got {type(row).__name__}")
+    text = row.get("text")
+    if not isinstance(text, str):
+        raise RowError("missing 'text' field" if text is None else
+                       f"'text' must be a string, got {type(text).__name__}")
+    if not text.strip():
+        raise RowError("'text' is empty")
+    if need_label:
+        if "label" not in row:
+            raise RowError("missing 'label' field")
+        row = {**row, "label": _parse_label(row["label"])}
+    return row
+
+
+def read_rows(path: Path, need_label: bool = False) -> Iterator[tuple[int, dict | RowError]]:
+    """``(line number, row or RowError)`` for each row of a ``.jsonl`` or ``.csv`` file."""
+    suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".csv"):
+        raise SystemExit(f"error: {path}: input must be a .jsonl or .csv file")
+    if not path.exists():
+        raise SystemExit(f"error: {path}: no such file")
+    with open(path, encoding="utf-8", newline="") as handle:
+        if suffix == ".csv":
+            reader = csv.DictReader(handle)
+            if "text" not in (reader.fieldnames or []):
+                raise SystemExit(f"error: {path}: the CSV header has no 'text' column")
+            for row in reader:
+                try:
+                    yield reader.line_num, _check_row(row, need_label)
+                except RowError as err:
+                    yield reader.line_num, err
+            return
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield line_number, _check_row(json.loads(line), need_label)
+            except json.JSONDecodeError as err:
+                yield line_number, RowError(f"invalid JSON ({err.msg})")
+            except RowError as err:
+                yield line_number, err
+
+
+def _good_rows(path: Path, need_label: bool) -> tuple[list[dict], int]:
+    rows, bad = [], 0
+    for line_number, row in read_rows(path, need_label):
+        if isinstance(row, RowError):
+            print(f"{path}:{line_number}: skipped: {row}", file=sys.stderr)
+            bad += 1
+        else:
+            rows.append(row)
+    return rows, bad
+
+
+def _finetune(args) -> int:
+    from llmbook.finetune import FinetuneSpec, finetune
+    from llmbook.profiles import get_profile
+
+    overrides = {k: v for k, v in {"epochs": args.epochs, "learning_rate": args.lr,
+                                   "seed": args.seed}.items() if v is not None}
+    spec = FinetuneSpec.from_profile(args.task, get_profile(args.profile), args.model,
+                                     **overrides)
+    run = finetune(spec, out=args.out, force=args.force)
+    test = run.test_metrics
+    print(f"model: {run.model_dir}{' (cached)' if run.cached else ''}")
+    print(f"test accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}  "
+          f"(n={test['n']}, trained {run.metrics['train_seconds']:.0f} s)")
+    return 0
+
+
+def _predict(args) -> int:
+    from llmbook.evaluate import load_for_inference, predict_proba
+
+    if bool(args.texts) == bool(args.input):
+        raise SystemExit("error: give texts to score or --input FILE, not both or neither")
+    tokenizer, model = load_for_inference(args.model)
+    if args.texts:
+        rows, bad = [{"text": t} for t in args.texts], 0
+    else:
+        rows, bad = _good_rows(Path(args.input), need_label=False)
+    probabilities = predict_proba(model, tokenizer, [r["text"] for r in rows])
+    names = model.config.id2label
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        for row, probs in zip(rows, probabilities, strict=True):
+            label = int(probs.argmax())
+            out.write(json.dumps({**row, "label": names[label], "score": float(probs[label])})
+                      + "\n")
+    finally:
+        if args.output:
+            out.close()
+    if bad:
+        print(f"{bad} bad row(s) skipped; {len(rows)} scored", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _evaluate(args) -> int:
+    from datasets import Dataset
+
+    from llmbook.evaluate import evaluate_classifier, load_for_inference
+
+    path = Path(args.input)
+    rows, bad = _good_rows(path, need_label=True)
+    if not rows:
+        raise SystemExit(f"error: {path}: no usable rows")
+    tokenizer, model = load_for_inference(args.model)
+    dataset = Dataset.from_dict({"text": [r["text"] for r in rows],
+                                 "label": [r["label"] for r in rows]})
+    metrics, _ = evaluate_classifier(model, tokenizer, dataset)
+    report = {"model": str(args.model), "input": str(path), "skipped_rows": bad, **metrics}
+    report_path = Path(args.report) if args.report else path.with_suffix(".report.json")
+    report_path.write_text(json.dumps(report, indent=2))
+    print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
+          f"(n={metrics['n']}, skipped {bad})  report: {report_path}")
+    return 1 if bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmbook", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("finetune", help="fine-tune a sentiment classifier")
+    p.add_argument("--task", choices=TASKS, default="rotten_tomatoes")
+    p.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None,
+                   help="run profile (default: $LLMBOOK_PROFILE, else cpu or gpu)")
+    p.add_argument("--model", default=None, help="'minilm', a hub id or a model directory")
+    p.add_argument("--out", default=None, help="output directory (default: the runs/ cache)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
+    p.set_defaults(func=_finetune)
+
+    p = commands.add_parser("predict", help="score texts with a fine-tuned model")
+    p.add_argument("--model", required=True, help="model directory from `llmbook finetune`")
+    p.add_argument("texts", nargs="*", help="texts to score")
+    p.add_argument("--input", help=".jsonl or .csv file with a 'text' field per row")
+    p.add_argument("--output", help="write JSON lines here instead of stdout")
+    p.set_defaults(func=_predict)
+
+    p = commands.add_parser("evaluate", help="accuracy and F1 on a labeled file")
+    p.add_argument("--model", required=True)
+    p.add_argument("--input", required=True, help=".jsonl or .csv with 'text' and 'label'")
+    p.add_argument("--report", help="JSON report path (default: INPUT.report.json)")
+    p.set_defaults(func=_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,50 @@
+"""The ``runs/`` cache: trained artifacts keyed by the configuration that produced them.
+
+Chapters re-use each other's models instead of retraining: a run's directory name is a hash of
+its full configuration (task, model, profile sizes, hyper-parameters, seed, library version),
+so a changed setting gives a new directory and an unchanged one finds the finished run.
+Set ``LLMBOOK_RUNS`` to put the cache elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+#: Bump when a change in the library makes earlier runs incomparable.
+CACHE_VERSION = 2
+
+
+def project_root(start: Path | None = None) -> Path | None:
+    """Nearest ancestor of ``start`` (default: cwd) holding the book's ``_toc.yml``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").exists() and (folder / "pyproject.toml").exists():
+            return folder
+    return None
+
+
+def runs_root() -> Path:
+    """``$LLMBOOK_RUNS``, else ``runs/`` at the project root, else ``./runs``."""
+    if os.environ.get("LLMBOOK_RUNS"):
+        return Path(os.environ["LLMBOOK_RUNS"])
+    return (project_root() or Path.cwd()) / "runs"
+
+
+def config_key(config: dict) -> str:
+    """Short stable hash of a JSON-serialisable configuration."""
+    payload = json.dumps({"cache_version": CACHE_VERSION, **config}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def run_dir(kind: str, config: dict) -> Path:
+    """Directory of the run of ``kind`` (e.g. ``finetune``) with this configuration."""
+    return runs_root() / f"{kind}-{config_key(config)}"
+
+
+def is_complete(directory: Path) -> bool:
+    """A run is complete when its weights and final ``metrics.json`` are written."""
+    directory = Path(directory)
+    return (directory / "metrics.json").exists() and any(directory.glob("*.safetensors"))

@@ -1,0 +1,428 @@
+"""The training loop of the book (chapter 4 onwards; MLM in chapters 3 and 5; PEFT in 6).
+
+One loop, built on :class:`accelerate.Accelerator`, so the same code runs on a CPU, one GPU or
+several (``accelerate launch``).  What it does, in order of a step:
+
+* batches come from :class:`LengthGroupedBatchSampler` -- shuffled, and (by default) grouped
+  so each batch holds texts of similar length -- and are padded only to their longest text;
+* forward pass (mixed precision on GPU), loss scaled for gradient accumulation;
+* after ``gradient_accumulation_steps`` micro-batches: gradient clipping, an
+  ``torch.optim.AdamW`` step (no weight decay on biases and LayerNorm), a learning-rate
+  scheduler step (linear warm-up then decay, sized in *optimizer* steps), ``zero_grad``,
+  then the ``step_hooks`` (AdaLoRA's budget schedule uses one);
+* every epoch (or every ``eval_every`` steps): evaluation in ``eval()`` mode under
+  ``torch.inference_mode()``, early stopping on the validation metric, the best model kept
+  in memory and, with an ``output_dir``, saved as safetensors with its tokenizer and a
+  ``metrics.json``; the training state is checkpointed so a run can resume.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from safetensors.torch import load_file
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+from transformers import DataCollatorWithPadding, get_scheduler
+
+from llmbook.evaluate import classification_metrics
+from llmbook.utils import Timer, set_seed
+
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "trainer_state.json"
+METRICS_FILE = "metrics.json"
+WEIGHTS_FILE = "model.safetensors"
+_NO_DECAY = ("bias", "layernorm", "layer_norm", "norm.weight")
+
+
+@dataclass
+class TrainConfig:
+    """Everything the loop needs besides the model and data.  Sizes count optimizer steps."""
+
+    epochs: int = 3
+    max_steps: int | None = None
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    scheduler: str = "linear"
+    warmup_ratio: float = 0.1
+    max_grad_norm: float | None = 1.0
+    gradient_accumulation_steps: int = 1
+    group_by_length: bool = True
+    eval_every: int | None = None
+    metric_for_best: str = "accuracy"
+    early_stopping_patience: int | None = None
+    mixed_precision: str | None = None
+    seed: int = 0
+    log_every: int = 10
+    output_dir: str | None = None
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.epochs < 1 and not self.max_steps:
+            raise ValueError("train for at least one epoch or set max_steps")
+        if self.batch_size < 1 or self.gradient_accumulation_steps < 1:
+            raise ValueError("batch_size and gradient_accumulation_steps must be >= 1")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+    @property
+    def greater_is_better(self) -> bool:
+        return "loss" not in self.metric_for_best
+
+
+@dataclass
+class TrainResult:
+    """What a run returns: logs for plots, the best validation metrics and timings."""
+
+    train_log: list[dict] = field(default_factory=list)
+    eval_log: list[dict] = field(default_factory=list)
+    best_metrics: dict = field(default_factory=dict)
+    best_step: int = 0
+    total_steps: int = 0
+    train_seconds: float = 0.0
+    examples_per_second: float = 0.0
+    stopped_early: bool = False
+    output_dir: str | None = None
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Batches of indices: shuffled per epoch and, with ``group_by_length``, made of texts of
+    similar length, so dynamic padding wastes little compute.
+
+    Grouping sorts each "mega-batch" of ``mega_batches * batch_size`` shuffled examples by
+    length and cuts it into batches, then shuffles the batch order: randomness is kept while
+    most padding disappears.  ``set_epoch`` makes each epoch's order different and repeatable.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool = True,
+        group_by_length: bool = True,
+        seed: int = 0,
+        mega_batches: int = 50,
+    ):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.group_by_length = group_by_length
+        self.seed = seed
+        self.mega_batches = mega_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed + self.epoch)
+        n = len(self.lengths)
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.group_by_length:
+            size = self.batch_size * self.mega_batches if self.shuffle else n
+            order = np.concatenate(
+                [
+                    chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+                    for chunk in np.array_split(order, max(1, math.ceil(n / size)))
+                ]
+            )
+        batches = [order[i : i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
+        if self.shuffle and self.group_by_length:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        yield from batches
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Trainable parameters split into decayed weights and non-decayed biases/LayerNorms."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        lowered = name.lower()
+        (no_decay if any(key in lowered for key in _NO_DECAY) else decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def make_optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float):
+    """``torch.optim.AdamW`` (``transformers.AdamW`` was removed) with decoupled decay.
+
+    The fused kernel (one pass over all parameters per step) is used when every trainable
+    parameter is a floating-point tensor, as it is for these models; it is what
+    ``transformers.Trainer`` uses by default too.
+    """
+    groups = parameter_groups(model, weight_decay)
+    fused = all(p.is_floating_point() for group in groups for p in group["params"])
+    return torch.optim.AdamW(groups, lr=learning_rate, fused=fused)
+
+
+def schedule_lrs(peak_lr: float, warmup_steps: int, num_training_steps: int, steps: int,
+                 name: str = "linear") -> list[float]:
+    """Learning rate at each of ``steps`` optimizer steps, for a ``name`` schedule sized for
+    ``num_training_steps`` (chapter 4 shows what a mis-sized schedule does)."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak_lr)
+    scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup_steps,
+                              num_training_steps=num_training_steps)
+    rates = []
+    for _ in range(steps):
+        rates.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def make_collator(tokenizer, padding: str = "longest", max_length: int | None = None):
+    """Pads each batch to its longest text (``"longest"``) or always to ``max_length``."""
+    return DataCollatorWithPadding(tokenizer, padding=padding, max_length=max_length)
+
+
+def make_dataloader(dataset, collator, batch_size: int, *, shuffle: bool, group_by_length: bool,
+                    seed: int = 0) -> DataLoader:
+    """A DataLoader over a tokenized dataset using :class:`LengthGroupedBatchSampler`."""
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle, group_by_length, seed)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collator)
+
+
+def _mixed_precision(requested: str | None) -> str:
+    if requested:
+        return requested
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "no"
+
+
+IGNORE_INDEX = -100  # label of positions that carry no loss (padding, unmasked MLM tokens)
+
+
+def classification_eval(predictions: np.ndarray, labels: np.ndarray) -> dict:
+    """Default metrics: accuracy and macro-F1 of the arg-max predictions."""
+    metrics = classification_metrics(labels, predictions)
+    return {k: metrics[k] for k in ("accuracy", "macro_f1")}
+
+
+def evaluate_model(model, dataloader, accelerator: Accelerator,
+                   metrics_fn: Callable[[np.ndarray, np.ndarray], dict] | None = classification_eval
+                   ) -> dict:
+    """Loss over ``dataloader`` (batches carry labels) and ``metrics_fn(predictions, labels)``.
+
+    Works for sequence classification (one label per example) and token-level tasks such as
+    masked-LM (labels per token, :data:`IGNORE_INDEX` where there is none): predictions are the
+    arg-max of the logits at every labelled position, flattened, and the loss is averaged over
+    labelled positions.
+    """
+    model.eval()
+    total_loss, total_labels = 0.0, 0
+    prediction_parts, label_parts = [], []
+    with torch.inference_mode():
+        for batch in dataloader:
+            outputs = model(**batch)
+            count = (batch["labels"] != IGNORE_INDEX).sum()
+            total_loss += accelerator.reduce(outputs.loss.detach() * count, "sum").item()
+            total_labels += int(accelerator.reduce(count, "sum").item())
+            if metrics_fn is not None:
+                predictions, labels = outputs.logits.argmax(-1), batch["labels"]
+                if labels.ndim > 1:  # token labels: processes may have padded to other lengths
+                    predictions = accelerator.pad_across_processes(predictions, dim=1)
+                    labels = accelerator.pad_across_processes(labels, dim=1,
+                                                              pad_index=IGNORE_INDEX)
+                predictions, labels = accelerator.gather_for_metrics((predictions, labels))
+                keep = labels != IGNORE_INDEX
+                prediction_parts.append(predictions[keep].cpu().numpy())
+                label_parts.append(labels[keep].cpu().numpy())
+    model.train()
+    metrics = {"loss": total_loss / max(total_labels, 1)}
+    if metrics_fn is not None:
+        metrics.update(metrics_fn(np.concatenate(prediction_parts), np.concatenate(label_parts)))
+    return metrics
+
+
+def _is_better(value: float, best: float | None, greater: bool) -> bool:
+    return best is None or (value > best if greater else value < best)
+
+
+def train(
+    model,
+    tokenizer,
+    train_dataset,
+    eval_dataset,
+    config: TrainConfig,
+    *,
+    metrics_fn: Callable[[np.ndarray, np.ndarray], dict] | None = classification_eval,
+    collator=None,
+    step_hooks: Sequence[Callable[[int, torch.nn.Module], None]] = (),
+) -> TrainResult:
+    """Train ``model`` on a tokenized ``train_dataset``, evaluating on ``eval_dataset``.
+
+    Datasets hold ``input_ids``, ``attention_mask`` and ``label`` (or ``labels``).  At the end
+    the model holds the weights of the best evaluation; see the module docstring for details.
+    ``step_hooks`` are called as ``hook(global_step, model)`` after every optimizer step.
+    """
+    set_seed(config.seed)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        mixed_precision=_mixed_precision(config.mixed_precision),
+    )
+    collator = collator or make_collator(tokenizer)
+    train_loader = make_dataloader(train_dataset, collator, config.batch_size, shuffle=True,
+                                   group_by_length=config.group_by_length, seed=config.seed)
+    eval_loader = make_dataloader(eval_dataset, collator, config.eval_batch_size, shuffle=False,
+                                  group_by_length=True)
+    sampler = train_loader.batch_sampler
+    optimizer = make_optimizer(model, config.learning_rate, config.weight_decay)
+
+    steps_per_epoch = math.ceil(len(train_loader) / config.gradient_accumulation_steps)
+    total_steps = config.max_steps or steps_per_epoch * config.epochs
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    scheduler = get_scheduler(config.scheduler, optimizer,
+                              num_warmup_steps=round(config.warmup_ratio * total_steps),
+                              num_training_steps=total_steps * accelerator.num_processes)
+    model, optimizer, train_loader, eval_loader, scheduler = accelerator.prepare(
+        model, optimizer, train_loader, eval_loader, scheduler
+    )
+
+    result = TrainResult(total_steps=total_steps, output_dir=config.output_dir)
+    out = Path(config.output_dir) if config.output_dir else None
+    state = {"step": 0, "epoch": 0, "micro_step": 0, "best": None, "patience": 0}
+    if out and config.resume and (out / CHECKPOINT_DIR / STATE_FILE).exists():
+        accelerator.load_state(str(out / CHECKPOINT_DIR))
+        saved = json.loads((out / CHECKPOINT_DIR / STATE_FILE).read_text())
+        state, result = saved["state"], TrainResult(**saved["result"])
+    # the best weights so far: after a resume, the ones saved before the interruption
+    best_weights = None
+    if state["best"] is not None and (out / WEIGHTS_FILE).exists():
+        best_weights = load_file(out / WEIGHTS_FILE)
+    eval_every = config.eval_every or steps_per_epoch
+    # without an explicit ``disable``, tqdm honours TQDM_DISABLE=1 (set by `make book`)
+    quiet = {} if config.progress and accelerator.is_local_main_process else {"disable": True}
+    bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step", **quiet)
+    running_loss, running_count, examples = 0.0, 0, 0
+    model.train()
+    step_timer_seconds = 0.0
+
+    def evaluate_and_checkpoint() -> bool:
+        """Evaluate, keep the best weights, checkpoint; True when early stopping triggers."""
+        nonlocal best_weights
+        metrics = evaluate_model(model, eval_loader, accelerator, metrics_fn)
+        row = {"step": state["step"], "epoch": state["step"] / steps_per_epoch,
+               **{f"eval_{k}": v for k, v in metrics.items()}}
+        result.eval_log.append(row)
+        value = metrics[config.metric_for_best]
+        if _is_better(value, state["best"], config.greater_is_better):
+            state["best"], state["patience"] = value, 0
+            result.best_metrics, result.best_step = metrics, state["step"]
+            unwrapped = accelerator.unwrap_model(model)
+            best_weights = {k: v.detach().to("cpu", copy=True)
+                            for k, v in unwrapped.state_dict().items()}
+            if out and accelerator.is_main_process:
+                save_model(unwrapped, tokenizer, out, metrics=_metrics_record(result, config))
+        else:
+            state["patience"] += 1
+        if out:
+            accelerator.save_state(str(out / CHECKPOINT_DIR))
+            if accelerator.is_main_process:
+                (out / CHECKPOINT_DIR / STATE_FILE).write_text(
+                    json.dumps({"state": state, "result": asdict(result)})
+                )
+        bar.set_postfix({f"val_{config.metric_for_best}": f"{value:.4f}"})
+        patience = config.early_stopping_patience
+        return patience is not None and state["patience"] >= patience
+
+    stop = False
+    for epoch in range(state["epoch"], epochs):
+        # accelerate's loader re-seeds its sampler from its own epoch counter: keep both in step
+        train_loader.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        loader = train_loader
+        if state["micro_step"]:
+            loader = accelerator.skip_first_batches(train_loader, state["micro_step"])
+        for batch in loader:
+            with Timer() as timer, accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            step_timer_seconds += timer.seconds
+            state["micro_step"] += 1
+            examples += batch["input_ids"].shape[0]
+            running_loss += loss.item()
+            running_count += 1
+            if not accelerator.sync_gradients:
+                continue
+            state["step"] += 1
+            bar.update(1)
+            for hook in step_hooks:
+                hook(state["step"], accelerator.unwrap_model(model))
+            if state["step"] % config.log_every == 0 or state["step"] == total_steps:
+                result.train_log.append({
+                    "step": state["step"], "epoch": state["step"] / steps_per_epoch,
+                    "loss": running_loss / running_count, "lr": scheduler.get_last_lr()[0],
+                })
+                bar.set_postfix(loss=f"{running_loss / running_count:.4f}")
+                running_loss, running_count = 0.0, 0
+            end_of_epoch = state["micro_step"] == len(train_loader)
+            if end_of_epoch:
+                state["epoch"], state["micro_step"] = epoch + 1, 0
+            if state["step"] % eval_every == 0 or state["step"] == total_steps or end_of_epoch:
+                stop = evaluate_and_checkpoint()
+            if stop or state["step"] >= total_steps:
+                stop = True
+                break
+        if stop:
+            break
+    bar.close()
+    result.stopped_early = state["step"] < total_steps
+    result.train_seconds += step_timer_seconds
+    result.examples_per_second = examples / step_timer_seconds if step_timer_seconds else 0.0
+    unwrapped = accelerator.unwrap_model(model)
+    if best_weights is not None:
+        _, unexpected = unwrapped.load_state_dict(best_weights, strict=False)
+        if unexpected:
+            raise RuntimeError(f"best checkpoint does not match the model: {unexpected[:5]}")
+    if out and accelerator.is_main_process:
+        (out / METRICS_FILE).write_text(json.dumps(_metrics_record(result, config), indent=2))
+        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)  # finished: nothing to resume
+    unwrapped.eval()
+    return result
+
+
+def _metrics_record(result: TrainResult, config: TrainConfig) -> dict:
+    return {
+        "best_validation": result.best_metrics,
+        "best_step": result.best_step,
+        "total_steps": result.total_steps,
+        "train_seconds": result.train_seconds,
+        "examples_per_second": result.examples_per_second,
+        "stopped_early": result.stopped_early,
+        "config": asdict(config),
+        "train_log": result.train_log,
+        "eval_log": result.eval_log,
+    }
+
+
+def save_model(model, tokenizer, directory: Path, metrics: dict | None = None) -> None:
+    """Write safetensors weights, config, tokenizer and (optionally) ``metrics.json``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    if metrics is not None:
+        (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))

@@ -1,0 +1,79 @@
+"""The command line on a tiny fine-tuned model: predict and evaluate on files, bad rows."""
+
+import json
+
+import pytest
+from transformers import BertConfig, BertForSequenceClassification
+
+from llmbook.cli import main, read_rows
+from llmbook.data import LABEL_NAMES
+from llmbook.models import load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("model")
+    tokenizer = load_tokenizer()
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=64, num_labels=2,
+                        id2label=dict(enumerate(LABEL_NAMES)),
+                        label2id={n: i for i, n in enumerate(LABEL_NAMES)})
+    BertForSequenceClassification(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def test_predict_texts(model_dir, capsys):
+    assert main(["predict", "--model", str(model_dir), "a gem", "a mess"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in rows] == ["a gem", "a mess"]
+    assert all(r["label"] in LABEL_NAMES and 0.5 <= r["score"] <= 1 for r in rows)
+
+
+def test_predict_file_skips_bad_rows_and_names_their_lines(model_dir, tmp_path, capsys):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "fine", "id": 7}\nnot json\n{"text": ""}\n{"txt": "x"}\n'
+                      '{"text": 3}\n\n{"text": "also fine"}\n')
+    output = tmp_path / "out.jsonl"
+    status = main(["predict", "--model", str(model_dir), "--input", str(source),
+                   "--output", str(output)])
+    assert status == 1
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["fine", "also fine"]
+    assert rows[0]["id"] == 7 and "score" in rows[0]
+    err = capsys.readouterr().err
+    for message in (":2: skipped: invalid JSON", ":3: skipped: 'text' is empty",
+                    ":4: skipped: missing 'text' field", ":5: skipped: 'text' must be a string"):
+        assert message in err
+
+
+def test_predict_csv(model_dir, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text('text,id\n"good, really",1\n,2\n')
+    output = tmp_path / "out.jsonl"
+    assert main(["predict", "--model", str(model_dir), "--input", str(source),
+                 "--output", str(output)]) == 1
+    assert [json.loads(x)["text"] for x in output.read_text().splitlines()] == ["good, really"]
+
+
+def test_evaluate_writes_a_report(model_dir, tmp_path, capsys):
+    source = tmp_path / "labeled.jsonl"
+    source.write_text('{"text": "a", "label": 1}\n{"text": "b", "label": "negative"}\n'
+                      '{"text": "c", "label": "maybe"}\n{"text": "d", "label": 0}\n')
+    report = tmp_path / "report.json"
+    status = main(["evaluate", "--model", str(model_dir), "--input", str(source),
+                   "--report", str(report)])
+    assert status == 1  # one bad label
+    data = json.loads(report.read_text())
+    assert data["n"] == 3 and data["skipped_rows"] == 1
+    assert 0 <= data["accuracy"] <= 1 and len(data["confusion_matrix"]) == 2
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_clear_errors(model_dir, tmp_path, capsys):
+    assert main(["predict", "--model", str(tmp_path), "x"]) == 2
+    assert "not a model directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="jsonl or .csv"):
+        list(read_rows(tmp_path / "in.txt"))
+    with pytest.raises(SystemExit, match="not both or neither"):
+        main(["predict", "--model", str(model_dir)])

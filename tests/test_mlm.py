@@ -1,0 +1,97 @@
+"""Masking statistics, whole-word masking, fixed masks and perplexity."""
+
+import math
+
+import pytest
+import torch
+from datasets import Dataset
+
+from llmbook import mlm
+from llmbook.models import load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def encoded(tokenizer):
+    texts = ["an unbelievably gorgeous film with a forgettable plot"] * 400
+    return mlm.tokenize_for_mlm(Dataset.from_dict({"text": texts}), tokenizer, max_length=32)
+
+
+def test_masking_statistics(tokenizer):
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, 30000, (400, 128))
+    ids[:, 0], ids[:, -1] = tokenizer.cls_token_id, tokenizer.sep_token_id
+    masked, labels = mlm.mask_tokens(ids, tokenizer, generator=generator)
+    selected = labels != mlm.IGNORE_INDEX
+    assert selected.float().mean().item() == pytest.approx(0.15 * 126 / 128, abs=0.005)
+    as_mask = (masked == tokenizer.mask_token_id) & selected
+    unchanged = (masked == ids) & selected
+    n = selected.sum().item()
+    assert as_mask.sum().item() / n == pytest.approx(0.8, abs=0.01)
+    assert unchanged.sum().item() / n == pytest.approx(0.1, abs=0.01)
+    assert torch.equal(labels[selected], ids[selected])  # labels are the original tokens
+    assert torch.equal(masked[~selected], ids[~selected])  # nothing else changes
+
+
+def test_special_tokens_are_never_masked(tokenizer, encoded):
+    batch = mlm.MaskingCollator(tokenizer, probability=0.9, seed=0)([encoded[i] for i in range(64)])
+    special = mlm.special_tokens_mask(batch["input_ids"], tokenizer)
+    originally_special = torch.isin(
+        batch["input_ids"], torch.tensor([tokenizer.cls_token_id, tokenizer.sep_token_id,
+                                          tokenizer.pad_token_id]))
+    assert (batch["labels"][originally_special] == mlm.IGNORE_INDEX).all()
+    assert (batch["input_ids"][:, 0] == tokenizer.cls_token_id).all()
+    assert special.any()
+
+
+def test_whole_word_masking_masks_every_piece_of_a_word(tokenizer, encoded):
+    collate = mlm.MaskingCollator(tokenizer, whole_word=True, seed=1)
+    features = [encoded[i] for i in range(200)]
+    batch = collate(features)
+    word_ids = torch.tensor([f["word_ids"] for f in features])
+    selected = batch["labels"] != mlm.IGNORE_INDEX
+    pieces_per_word = {}
+    for row, words in zip(selected, word_ids, strict=True):
+        for word in set(words[words >= 0].tolist()):
+            flags = row[words == word]
+            assert flags.all() or not flags.any(), "a word was partly masked"
+            pieces_per_word[word] = len(flags)
+    assert max(pieces_per_word.values()) > 1  # the sentence has multi-piece words
+    assert 0.08 < selected.float().sum().item() / (word_ids >= 0).sum().item() < 0.25
+
+
+def test_fixed_masks_are_identical_across_runs(tokenizer, encoded):
+    first = mlm.fixed_mask_dataset(encoded.select(range(50)), tokenizer, seed=3)
+    second = mlm.fixed_mask_dataset(encoded.select(range(50)), tokenizer, seed=3)
+    other = mlm.fixed_mask_dataset(encoded.select(range(50)), tokenizer, seed=4)
+    assert first["input_ids"] == second["input_ids"] and first["labels"] == second["labels"]
+    assert first["labels"] != other["labels"]
+    batch = mlm.MaskingCollator(tokenizer)([first[i] for i in range(4)])
+    assert torch.equal(batch["labels"][0, : len(first[0]["labels"])],
+                       torch.tensor(first[0]["labels"]))
+
+
+def test_perplexity_and_accuracy():
+    assert mlm.perplexity(0.0) == 1.0
+    assert mlm.perplexity(math.log(20)) == pytest.approx(20)
+    assert mlm.masked_token_accuracy([1, 2, 3, 4], [1, 2, 0, 0]) == {"accuracy": 0.5}
+
+
+def test_bad_probability(tokenizer):
+    with pytest.raises(ValueError):
+        mlm.mask_tokens(torch.ones(1, 4, dtype=torch.long), tokenizer, probability=1.5)
+
+
+def test_masking_table_describes_each_selected_position(tokenizer):
+    ids = torch.tensor(tokenizer("a quietly moving film about grief")["input_ids"])
+    masked, labels = ids.clone(), torch.full_like(ids, mlm.IGNORE_INDEX)
+    labels[1], labels[2], labels[3] = ids[1], ids[2], ids[3]
+    masked[1], masked[2] = tokenizer.mask_token_id, 2000
+    table = mlm.masking_table(tokenizer, ids, masked, labels)
+    assert table["action"].tolist() == ["replaced by [MASK]", "replaced by a random token",
+                                        "kept"]
+    assert table["token"].tolist()[0] == "a"
