@@ -95,3 +95,41 @@ def test_masking_table_describes_each_selected_position(tokenizer):
     assert table["action"].tolist() == ["replaced by [MASK]", "replaced by a random token",
                                         "kept"]
     assert table["token"].tolist()[0] == "a"
+
+
+def test_fill_mask_ranks_the_vocabulary(tokenizer):
+    from transformers import BertConfig, BertForMaskedLM
+
+    model = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), hidden_size=32,
+                                       num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=64))
+    guesses = mlm.fill_mask(model, tokenizer, "a [MASK] film", top_k=3)
+    assert len(guesses) == 3 and all(isinstance(g, str) for g in guesses)
+    with pytest.raises(ValueError, match="no \\[MASK\\]"):
+        mlm.fill_mask(model, tokenizer, "no mask here")
+
+
+def test_hand_computed_losses_equal_the_models_losses(tokenizer):
+    import torch.nn.functional as F
+    from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=64, num_labels=2)
+    batch = tokenizer(["a fine film", "an utterly dull and lifeless sequel"], padding=True,
+                      return_tensors="pt", return_token_type_ids=False)
+    masked, labels = mlm.mask_tokens(batch["input_ids"], tokenizer, probability=0.5,
+                                     generator=torch.Generator().manual_seed(0))
+    model = BertForMaskedLM(config).eval()
+    with torch.no_grad():
+        out = model(input_ids=masked, attention_mask=batch["attention_mask"], labels=labels)
+    keep = labels != mlm.IGNORE_INDEX
+    log_probs = F.log_softmax(out.logits, dim=-1)[keep]
+    by_hand = -log_probs.gather(1, labels[keep].unsqueeze(1)).mean()
+    torch.testing.assert_close(out.loss, by_hand)
+
+    classifier = BertForSequenceClassification(config).eval()
+    y = torch.tensor([1, 0])
+    with torch.no_grad():
+        out = classifier(**batch, labels=y)
+    by_hand = -F.log_softmax(out.logits, dim=-1)[torch.arange(2), y].mean()
+    torch.testing.assert_close(out.loss, by_hand)

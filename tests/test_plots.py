@@ -29,3 +29,12 @@ def test_figures_draw():
     assert len(fig.axes) == 1
     fig = plots.plot_length_histograms({"rt": np.array([3, 5, 9])}, max_length=8)
     assert fig.axes[0].get_title().startswith("rt")
+
+
+def test_seed_comparison_and_training_curves():
+    fig = plots.plot_seed_comparison({"a": [0.8, 0.82, 0.81], "b": [0.7]}, metric="test accuracy")
+    assert fig.axes[0].get_xlabel() == "test accuracy"
+    log = [{"step": s, "loss": 1 / s, "lr": 0.1} for s in range(1, 5)]
+    evals = [{"step": 4, "eval_loss": 0.3, "eval_accuracy": 0.9}]
+    fig = plots.plot_training_curves(log, evals)
+    assert len(fig.axes) == 3  # loss, learning rate, and the twin axis for the metric

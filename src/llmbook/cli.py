@@ -1,6 +1,8 @@
-"""Command line: ``llmbook finetune | predict | evaluate`` (also ``python -m llmbook``).
+"""Command line: ``llmbook finetune | pretrain | predict | evaluate`` (``python -m llmbook``).
 
 * ``llmbook finetune --task rotten_tomatoes --profile cpu --out runs/rt``
+* ``llmbook pretrain --from-scratch|--from MODEL --corpus imdb --out runs/mlm`` (a model
+  directory that ``llmbook finetune --model runs/mlm`` accepts)
 * ``llmbook predict --model runs/rt "text" ...`` or
   ``llmbook predict --model runs/rt --input file.jsonl|.csv --output preds.jsonl``
 * ``llmbook evaluate --model runs/rt --input file.jsonl [--report report.json]``
@@ -110,6 +112,22 @@ def _finetune(args) -> int:
     return 0
 
 
+def _pretrain(args) -> int:
+    from llmbook.pretrain import SCRATCH, pretrain, spec_for
+    from llmbook.profiles import get_profile
+
+    overrides = {k: v for k, v in {"steps": args.steps, "learning_rate": args.lr,
+                                   "seed": args.seed}.items() if v is not None}
+    source = SCRATCH if args.from_scratch else args.source
+    run = pretrain(spec_for(get_profile(args.profile), source, whole_word=args.whole_word,
+                            **overrides), out=args.out, force=args.force)
+    before, after = run.metrics["before"], run.metrics["after"]
+    print(f"model: {run.model_dir}{' (cached)' if run.cached else ''}")
+    print(f"held-out perplexity {before['perplexity']:.1f} -> {after['perplexity']:.1f}, "
+          f"masked-token accuracy {before['accuracy']:.3f} -> {after['accuracy']:.3f}")
+    return 0
+
+
 def _predict(args) -> int:
     from llmbook.evaluate import load_for_inference, predict_proba
 
@@ -172,6 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
     p.set_defaults(func=_finetune)
+
+    p = commands.add_parser("pretrain", help="masked-LM pre-training on the IMDb corpus")
+    start = p.add_mutually_exclusive_group(required=True)
+    start.add_argument("--from-scratch", action="store_true",
+                       help="a small BERT with random weights and a new WordPiece vocabulary")
+    start.add_argument("--from", dest="source", metavar="MODEL",
+                       help="continue pre-training MODEL ('minilm', a hub id or a directory)")
+    p.add_argument("--corpus", choices=["imdb"], default="imdb")
+    p.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None)
+    p.add_argument("--out", default=None, help="output directory (default: the runs/ cache)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--whole-word", action="store_true", help="mask whole words")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_pretrain)
 
     p = commands.add_parser("predict", help="score texts with a fine-tuned model")
     p.add_argument("--model", required=True, help="model directory from `llmbook finetune`")

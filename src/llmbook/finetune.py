@@ -10,15 +10,18 @@ loads the finished run instead of training.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+import pandas as pd
 
 from llmbook import __version__
 from llmbook.data import limit_sizes, load_sentiment
 from llmbook.evaluate import evaluate_classifier, load_for_inference
 from llmbook.models import load_classifier, load_tokenizer
 from llmbook.profiles import Profile
-from llmbook.runs import is_complete, run_dir
+from llmbook.runs import config_key, is_complete, run_dir
 from llmbook.tokenization import tokenize_dataset
 from llmbook.train import METRICS_FILE, TrainConfig, train
 from llmbook.utils import set_seed
@@ -104,7 +107,23 @@ def finetune(spec: FinetuneSpec, out: str | Path | None = None, force: bool = Fa
     test_metrics, _ = evaluate_classifier(model, tokenizer, splits["test"], spec.max_length,
                                           spec.train.eval_batch_size)
     metrics = json.loads((directory / METRICS_FILE).read_text())
-    metrics.update(spec=key_config, run_key=directory.name, test=test_metrics,
+    metrics.update(spec=key_config, run_key=config_key(key_config), test=test_metrics,
                    train_examples=len(splits["train"]), stopped_early=result.stopped_early)
     (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     return FinetuneRun(directory, metrics, cached=False)
+
+
+def finetune_seeds(spec: FinetuneSpec, seeds: Sequence[int]) -> list[FinetuneRun]:
+    """The run of ``spec`` once per seed (head initialisation, data order, dropout)."""
+    return [finetune(replace(spec, train=replace(spec.train, seed=seed))) for seed in seeds]
+
+
+def seed_summary(runs_by_model: dict[str, list[FinetuneRun]]) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of validation and test accuracy, per model."""
+    rows = [{"model": name, "seed": run.metrics["config"]["seed"],
+             "validation accuracy": run.metrics["best_validation"]["accuracy"],
+             "test accuracy": run.test_metrics["accuracy"]}
+            for name, runs in runs_by_model.items() for run in runs]
+    table = pd.DataFrame(rows)
+    return table.groupby("model", sort=False)[["validation accuracy", "test accuracy"]].agg(
+        ["mean", "std"])

@@ -164,3 +164,15 @@ def masking_table(tokenizer, input_ids: torch.Tensor, masked: torch.Tensor,
                      "model sees": tokenizer.convert_ids_to_tokens(shown),
                      "action": action, "label id": int(labels[position])})
     return pd.DataFrame(rows)
+
+
+def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[str]:
+    """The ``top_k`` tokens the model ranks highest at the (first) ``[MASK]`` in ``text``."""
+    encoded = tokenizer(text, return_tensors="pt", return_token_type_ids=False)
+    positions = torch.nonzero(encoded["input_ids"][0] == tokenizer.mask_token_id).flatten()
+    if len(positions) == 0:
+        raise ValueError(f"no {tokenizer.mask_token} in {text!r}")
+    model.eval()
+    with torch.inference_mode():
+        logits = model(**encoded).logits[0, positions[0]]
+    return tokenizer.convert_ids_to_tokens(logits.topk(top_k).indices.tolist())

@@ -172,3 +172,22 @@ def plot_lr_schedules(schedules: Mapping[str, Sequence[float]]):
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def plot_seed_comparison(values: Mapping[str, Sequence[float]], metric: str = "accuracy"):
+    """Each seed's result as a dot and the mean ± standard deviation as a bar, per model."""
+    fig, ax = plt.subplots(figsize=(6.5, 0.8 * len(values) + 1.4))
+    for row, results in enumerate(values.values()):
+        results = np.asarray(results, dtype=float)
+        ax.scatter(results, np.full(len(results), row), color="#2e75b6", zorder=3,
+                   label="one seed" if row == 0 else None)
+        ax.errorbar(results.mean(), row, xerr=results.std(ddof=1) if len(results) > 1 else 0,
+                    fmt="D", color="#c55a11", capsize=6, zorder=4,
+                    label="mean ± std" if row == 0 else None)
+    ax.set_yticks(range(len(values)), list(values))
+    ax.set_ylim(-0.7, len(values) - 0.3)
+    ax.invert_yaxis()
+    ax.set_xlabel(metric)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    return fig

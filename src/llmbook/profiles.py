@@ -37,6 +37,19 @@ class Profile:
     train_size: int | None
     eval_size: int | None
     seeds: tuple[int, ...]
+    #: training-set size of multi-seed comparisons (chapter 5); None = the whole split
+    comparison_train_size: int | None
+    # masked-LM pre-training (chapters 3 and 5)
+    corpus_size: int | None
+    mlm_eval_size: int
+    mlm_max_length: int
+    mlm_steps: int
+    scratch_vocab_size: int
+    scratch_hidden: int
+    scratch_layers: int
+    # domain-adaptive (continued) pre-training of the encoder (chapter 5)
+    dapt_steps: int
+    dapt_batch_size: int
 
     def describe(self) -> str:
         """One line per field, for the first cell of every notebook."""
@@ -56,6 +69,16 @@ PROFILES: dict[str, Profile] = {
         train_size=64,
         eval_size=64,
         seeds=(0,),
+        comparison_train_size=64,
+        corpus_size=256,
+        mlm_eval_size=32,
+        mlm_max_length=32,
+        mlm_steps=8,
+        scratch_vocab_size=1_000,
+        scratch_hidden=64,
+        scratch_layers=2,
+        dapt_steps=4,
+        dapt_batch_size=8,
     ),
     "cpu": Profile(
         name="cpu",
@@ -70,6 +93,18 @@ PROFILES: dict[str, Profile] = {
         train_size=None,
         eval_size=None,
         seeds=(0, 1, 2),
+        comparison_train_size=2_000,
+        # sized so chapter 3 trains in minutes on 2 cores: every IMDb review fills max_length,
+        # and the vocabulary-wide output layer dominates the cost of a small model
+        corpus_size=None,
+        mlm_eval_size=500,
+        mlm_max_length=64,
+        mlm_steps=1_000,
+        scratch_vocab_size=6_000,
+        scratch_hidden=128,
+        scratch_layers=2,
+        dapt_steps=300,
+        dapt_batch_size=16,
     ),
     "gpu": Profile(
         name="gpu",
@@ -82,6 +117,16 @@ PROFILES: dict[str, Profile] = {
         train_size=None,
         eval_size=None,
         seeds=(0, 1, 2),
+        comparison_train_size=None,
+        corpus_size=None,
+        mlm_eval_size=1_000,
+        mlm_max_length=256,
+        mlm_steps=20_000,
+        scratch_vocab_size=30_522,
+        scratch_hidden=768,
+        scratch_layers=12,
+        dapt_steps=10_000,
+        dapt_batch_size=32,
     ),
 }
 

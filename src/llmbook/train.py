@@ -19,6 +19,7 @@ several (``accelerate launch``).  What it does, in order of a step:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 from collections.abc import Callable, Sequence
@@ -35,6 +36,10 @@ from transformers import DataCollatorWithPadding, get_scheduler
 
 from llmbook.evaluate import classification_metrics
 from llmbook.utils import Timer, set_seed
+
+# Saving a checkpoint of a masked-LM warns that the tied decoder weights are stored once;
+# that is expected (they are re-tied on loading), so keep it out of the chapters' output.
+logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "trainer_state.json"

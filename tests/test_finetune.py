@@ -1,0 +1,37 @@
+"""The fine-tuning recipe's bookkeeping: cache keys and the multi-seed summary."""
+
+from pathlib import Path
+
+import pytest
+
+from llmbook.finetune import FinetuneRun, FinetuneSpec, seed_summary
+from llmbook.profiles import get_profile
+
+
+def _run(seed, validation, test):
+    metrics = {"config": {"seed": seed}, "best_validation": {"accuracy": validation},
+               "test": {"accuracy": test}}
+    return FinetuneRun(Path("unused"), metrics, cached=True)
+
+
+def test_seed_summary_gives_mean_and_std_per_model():
+    table = seed_summary({"a": [_run(0, 0.8, 0.7), _run(1, 0.9, 0.9)], "b": [_run(0, 0.5, 0.6)]})
+    assert list(table.index) == ["a", "b"]
+    assert table.loc["a", ("test accuracy", "mean")] == pytest.approx(0.8)
+    assert table.loc["a", ("test accuracy", "std")] == pytest.approx(0.1414, abs=1e-4)
+    assert table.loc["a", ("validation accuracy", "mean")] == pytest.approx(0.85)
+
+
+def test_cache_key_ignores_presentation_and_tracks_hyperparameters():
+    smoke = get_profile("smoke")
+    base = FinetuneSpec.from_profile("rotten_tomatoes", smoke)
+    quiet = FinetuneSpec.from_profile("rotten_tomatoes", smoke, progress=False, log_every=99)
+    other_lr = FinetuneSpec.from_profile("rotten_tomatoes", smoke, learning_rate=1e-3)
+    assert base.cache_config() == quiet.cache_config()
+    assert base.cache_config() != other_lr.cache_config()
+
+
+def test_cache_key_of_a_local_model_uses_its_run_record(tmp_path):
+    (tmp_path / "metrics.json").write_text('{"run_key": "abc123"}')
+    spec = FinetuneSpec.from_profile("rotten_tomatoes", get_profile("smoke"), str(tmp_path))
+    assert spec.cache_config()["model_name"] == "abc123"
