@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from llmbook.embeddings import embed_texts, load_encoder, mean_pool
-from llmbook.models import load_tokenizer
+from llmbook.embeddings import embed_texts, mean_pool
+from llmbook.models import load_encoder, load_tokenizer
 
 TEXTS = [
     "A wonderful, moving film with superb acting.",

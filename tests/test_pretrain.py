@@ -62,9 +62,8 @@ def test_cli_pretrain_reuses_the_finished_run(smoke_run, capsys):
 
 def test_continued_pretraining_keeps_the_source_pooler(tmp_path):
     import torch
-    from transformers import AutoModel
 
-    from llmbook.models import _load
+    from llmbook.models import load_encoder
 
     run = pretrain(spec_for(get_profile("smoke"), source="minilm", steps=2, head_warmup_steps=2,
                             corpus_size=64), out=tmp_path)
@@ -74,5 +73,5 @@ def test_continued_pretraining_keeps_the_source_pooler(tmp_path):
     classifier, info = AutoModelForSequenceClassification.from_pretrained(
         run.model_dir, num_labels=2, output_loading_info=True)
     assert set(info["missing_keys"]) == {"classifier.weight", "classifier.bias"}
-    original = _load(AutoModel, "minilm").pooler.dense.weight
+    original = load_encoder("minilm").pooler.dense.weight
     torch.testing.assert_close(classifier.bert.pooler.dense.weight, original)

@@ -24,9 +24,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from llmbook.embeddings import embed_texts, load_encoder
+from llmbook.embeddings import embed_texts
 from llmbook.evaluate import classification_metrics
-from llmbook.models import load_tokenizer
+from llmbook.models import load_encoder, load_tokenizer
 from llmbook.tokenization import check_texts
 from llmbook.utils import Timer
 

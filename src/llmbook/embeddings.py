@@ -15,15 +15,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from transformers import AutoModel, PreTrainedModel
+from transformers import PreTrainedModel
 
-from llmbook.models import _load, load_tokenizer
+from llmbook.models import load_encoder, load_tokenizer
 from llmbook.tokenization import check_texts, map_by_length
-
-
-def load_encoder(name: str | None = "minilm") -> PreTrainedModel:
-    """The bare encoder of ``name`` (no task head), in eval mode; ``"minilm"`` is packaged."""
-    return _load(AutoModel, name).eval()
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

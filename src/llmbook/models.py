@@ -15,6 +15,7 @@ from pathlib import Path
 
 import transformers
 from transformers import (
+    AutoModel,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -76,6 +77,11 @@ def _load(loader, name: str | None, **kwargs):
 def load_tokenizer(name: str | None = None):
     """The (fast) tokenizer of ``name``; MiniLM's is an uncased WordPiece with 30,522 entries."""
     return _load(AutoTokenizer, name)
+
+
+def load_encoder(name: str | None = None) -> PreTrainedModel:
+    """The bare encoder of ``name`` (no task head, pooler included), in ``eval()`` mode."""
+    return _load(AutoModel, name).eval()
 
 
 def load_classifier(num_labels: int = 2, name: str | None = None) -> PreTrainedModel:

@@ -28,7 +28,7 @@ from llmbook.mlm import (
     perplexity,
     tokenize_for_mlm,
 )
-from llmbook.models import load_mlm, load_tokenizer
+from llmbook.models import load_encoder, load_mlm, load_tokenizer
 from llmbook.runs import config_key, is_complete, run_dir
 from llmbook.train import METRICS_FILE, WEIGHTS_FILE, TrainConfig, evaluate_model, train
 from llmbook.utils import set_seed
@@ -127,12 +127,8 @@ def carry_pooler(directory: Path, source: str) -> list[str]:
     sequence classifier a *random* pooler, unlike the original model: an unfair start for the
     comparison in chapter 5.  Returns the tensor names added (none if ``source`` has none).
     """
-    from transformers import AutoModel
-
-    from llmbook.models import _load
-
     pooler = {f"bert.{k}": v.contiguous() for k, v in
-              _load(AutoModel, source).state_dict().items() if k.startswith("pooler.")}
+              load_encoder(source).state_dict().items() if k.startswith("pooler.")}
     if pooler:
         weights_file = directory / WEIGHTS_FILE
         tensors = load_file(weights_file)
