@@ -1,10 +1,10 @@
 """Fine-tune a sentiment classifier end to end (chapter 4; reused by later chapters and the CLI).
 
-``finetune("rotten_tomatoes")`` loads the book's splits, tokenizes them, trains with
-:func:`llmbook.train.train` using the active profile's sizes, evaluates the best checkpoint
-on the test split once, and writes everything to a run directory.  Runs are cached in
-``runs/`` by configuration (:mod:`llmbook.runs`): calling it again with the same settings
-loads the finished run instead of training.
+``finetune(FinetuneSpec.from_profile("rotten_tomatoes", profile))`` loads the book's splits,
+tokenizes them, trains with :func:`llmbook.train.train` using the profile's sizes, evaluates
+the best checkpoint on the test split once, and writes everything to a run directory.
+Runs are cached in ``runs/`` by configuration (:mod:`llmbook.runs`): calling it again with
+the same settings loads the finished run instead of training.
 """
 
 from __future__ import annotations
@@ -102,13 +102,13 @@ def finetune(spec: FinetuneSpec, out: str | Path | None = None, force: bool = Fa
     set_seed(spec.train.seed)
     model = load_classifier(num_labels=2, name=spec.model_name)
     config = replace(spec.train, output_dir=str(directory))
-    result = train(model, tokenizer, encoded["train"], encoded["validation"], config)
+    train(model, tokenizer, encoded["train"], encoded["validation"], config)
 
     test_metrics, _ = evaluate_classifier(model, tokenizer, splits["test"], spec.max_length,
                                           spec.train.eval_batch_size)
     metrics = json.loads((directory / METRICS_FILE).read_text())
     metrics.update(spec=key_config, run_key=config_key(key_config), test=test_metrics,
-                   train_examples=len(splits["train"]), stopped_early=result.stopped_early)
+                   train_examples=len(splits["train"]))
     (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     return FinetuneRun(directory, metrics, cached=False)
 
@@ -120,8 +120,7 @@ def finetune_seeds(spec: FinetuneSpec, seeds: Sequence[int]) -> list[FinetuneRun
 
 def seed_summary(runs_by_model: dict[str, list[FinetuneRun]]) -> pd.DataFrame:
     """Mean and standard deviation over seeds of validation and test accuracy, per model."""
-    rows = [{"model": name, "seed": run.metrics["config"]["seed"],
-             "validation accuracy": run.metrics["best_validation"]["accuracy"],
+    rows = [{"model": name, "validation accuracy": run.metrics["best_validation"]["accuracy"],
              "test accuracy": run.test_metrics["accuracy"]}
             for name, runs in runs_by_model.items() for run in runs]
     table = pd.DataFrame(rows)

@@ -64,7 +64,8 @@ class PretrainSpec:
 
     ``source`` is :data:`SCRATCH` (random weights, a new vocabulary of ``vocab_size``) or a
     model name/directory to continue pre-training.  ``hidden_size``/``layers`` only apply from
-    scratch.  ``head_warmup_steps`` first trains the (new) MLM head alone, encoder frozen.
+    scratch.  ``head_warmup_steps`` first trains the (new) MLM head alone, encoder frozen
+    (see :func:`_train_head_only`).
     """
 
     source: str = SCRATCH
@@ -106,7 +107,9 @@ def evaluate_mlm(model, tokenizer, fixed_eval, batch_size: int = 64) -> dict:
 
 
 def _train_head_only(model, tokenizer, train_set, eval_set, spec: PretrainSpec, collator):
-    """Train the MLM head with the encoder frozen (a new head on a pretrained encoder)."""
+    """Train the MLM head with the encoder frozen (a new head on a pretrained encoder), at ten
+    times the run's learning rate.  The decoder matrix is tied to the frozen word embeddings,
+    so what trains here is the head's transform layer, its LayerNorm and the output bias."""
     encoder = model.base_model
     for param in encoder.parameters():
         param.requires_grad_(False)
