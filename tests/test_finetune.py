@@ -35,3 +35,13 @@ def test_cache_key_of_a_local_model_uses_its_run_record(tmp_path):
     (tmp_path / "metrics.json").write_text('{"run_key": "abc123"}')
     spec = FinetuneSpec.from_profile("rotten_tomatoes", get_profile("smoke"), str(tmp_path))
     assert spec.cache_config()["model_name"] == "abc123"
+
+
+def test_finished_metrics_requires_weights_and_the_same_spec(tmp_path):
+    from llmbook.runs import finished_metrics
+
+    (tmp_path / "metrics.json").write_text('{"spec": {"lr": 1}, "test": {}}')
+    assert finished_metrics(tmp_path, {"lr": 1}) is None  # no weights yet
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    assert finished_metrics(tmp_path, {"lr": 1})["spec"] == {"lr": 1}
+    assert finished_metrics(tmp_path, {"lr": 2}) is None

@@ -21,7 +21,7 @@ from llmbook.data import limit_sizes, load_sentiment
 from llmbook.evaluate import evaluate_classifier, load_for_inference
 from llmbook.models import load_classifier, load_tokenizer
 from llmbook.profiles import Profile
-from llmbook.runs import config_key, is_complete, run_dir
+from llmbook.runs import config_key, finished_metrics, run_dir
 from llmbook.tokenization import tokenize_dataset
 from llmbook.train import METRICS_FILE, TrainConfig, train
 from llmbook.utils import set_seed
@@ -89,10 +89,9 @@ def finetune(spec: FinetuneSpec, out: str | Path | None = None, force: bool = Fa
     """
     key_config = spec.cache_config()
     directory = Path(out) if out else run_dir("finetune", key_config)
-    if is_complete(directory) and not force:
-        metrics = json.loads((directory / METRICS_FILE).read_text())
-        if metrics.get("spec") == key_config and "test" in metrics:
-            return FinetuneRun(directory, metrics, cached=True)
+    finished = None if force else finished_metrics(directory, key_config)
+    if finished is not None:
+        return FinetuneRun(directory, finished, cached=True)
 
     splits = limit_sizes(load_sentiment(spec.task), spec.train_size, spec.eval_size)
     tokenizer = load_tokenizer(spec.model_name)

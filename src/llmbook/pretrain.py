@@ -29,7 +29,7 @@ from llmbook.mlm import (
     tokenize_for_mlm,
 )
 from llmbook.models import load_encoder, load_mlm, load_tokenizer
-from llmbook.runs import config_key, is_complete, run_dir
+from llmbook.runs import config_key, finished_metrics, run_dir
 from llmbook.train import METRICS_FILE, WEIGHTS_FILE, TrainConfig, evaluate_model, train
 from llmbook.utils import set_seed
 
@@ -144,10 +144,9 @@ def pretrain(spec: PretrainSpec, out: str | Path | None = None, force: bool = Fa
     """Run (or load from the ``runs/`` cache) the masked-LM pre-training ``spec`` describes."""
     key = {"llmbook": __version__, **asdict(spec)}
     directory = Path(out) if out else run_dir("pretrain", key)
-    if is_complete(directory) and not force:
-        metrics = json.loads((directory / METRICS_FILE).read_text())
-        if metrics.get("spec") == key:
-            return PretrainRun(directory, metrics, cached=True)
+    finished = None if force else finished_metrics(directory, key)
+    if finished is not None:
+        return PretrainRun(directory, finished, cached=True)
 
     corpus = load_corpus("imdb")
     pool = subsample(corpus["train"], spec.corpus_size, seed=spec.seed)

@@ -44,7 +44,15 @@ def run_dir(kind: str, config: dict) -> Path:
     return runs_root() / f"{kind}-{config_key(config)}"
 
 
-def is_complete(directory: Path) -> bool:
-    """A run is complete when its weights and final ``metrics.json`` are written."""
+def finished_metrics(directory: Path, spec: dict) -> dict | None:
+    """The ``metrics.json`` of the finished run of ``spec`` in ``directory``, else ``None``.
+
+    A run is finished when its weights are written and its metrics record that very spec
+    (the record is written last, so an interrupted run never counts as finished).
+    """
     directory = Path(directory)
-    return (directory / "metrics.json").exists() and any(directory.glob("*.safetensors"))
+    metrics_file = directory / "metrics.json"
+    if not metrics_file.exists() or not any(directory.glob("*.safetensors")):
+        return None
+    metrics = json.loads(metrics_file.read_text())
+    return metrics if metrics.get("spec") == spec else None
