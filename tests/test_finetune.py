@@ -45,3 +45,18 @@ def test_finished_metrics_requires_weights_and_the_same_spec(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"")
     assert finished_metrics(tmp_path, {"lr": 1})["spec"] == {"lr": 1}
     assert finished_metrics(tmp_path, {"lr": 2}) is None
+
+
+def test_options_added_later_enter_the_cache_key_only_when_set(monkeypatch):
+    from llmbook import finetune as ft
+    from llmbook.runs import drop_unset
+
+    assert drop_unset({"a": 1, "b": 0.0, "c": 2}, {"b": 0.0, "c": 0}) == {"a": 1, "c": 2}
+    spec = ft.FinetuneSpec.from_profile("rotten_tomatoes", get_profile("smoke"))
+    before = spec.cache_config()
+    monkeypatch.setitem(ft.ADDED_TRAIN_OPTIONS, "seed", 0)  # pretend `seed` were new
+    assert "seed" not in spec.cache_config()["train"]
+    changed = ft.FinetuneSpec.from_profile("rotten_tomatoes", get_profile("smoke"), seed=1)
+    assert changed.cache_config()["train"]["seed"] == 1
+    monkeypatch.delitem(ft.ADDED_TRAIN_OPTIONS, "seed")
+    assert spec.cache_config() == before

@@ -21,10 +21,16 @@ from llmbook.data import limit_sizes, load_sentiment
 from llmbook.evaluate import evaluate_classifier, load_for_inference
 from llmbook.models import load_classifier, load_tokenizer
 from llmbook.profiles import Profile
-from llmbook.runs import config_key, finished_metrics, run_dir
+from llmbook.runs import config_key, drop_unset, finished_metrics, run_dir
 from llmbook.tokenization import tokenize_dataset
 from llmbook.train import METRICS_FILE, TrainConfig, train
 from llmbook.utils import set_seed
+
+
+#: Options added after cache version 2, with their defaults (see :func:`llmbook.runs.drop_unset`):
+#: on the spec itself, and on its :class:`~llmbook.train.TrainConfig`.
+ADDED_SPEC_OPTIONS: dict = {}
+ADDED_TRAIN_OPTIONS: dict = {}
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,8 @@ class FinetuneSpec:
 
     def cache_config(self) -> dict:
         """The spec as a dict, minus settings that do not change the result."""
-        spec = asdict(self)
+        spec = drop_unset(asdict(self), ADDED_SPEC_OPTIONS)
+        spec["train"] = drop_unset(spec["train"], ADDED_TRAIN_OPTIONS)
         for key in ("output_dir", "resume", "progress", "log_every"):
             spec["train"].pop(key)
         model = Path(self.model_name)

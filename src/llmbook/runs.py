@@ -39,6 +39,16 @@ def config_key(config: dict) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
+def drop_unset(config: dict, added_options: dict) -> dict:
+    """``config`` without the ``added_options`` that still hold their default value.
+
+    Options added to a spec after the runs in the cache were trained enter the key only when
+    they are set, so adding an option never invalidates the runs trained before it existed.
+    """
+    return {k: v for k, v in config.items()
+            if not (k in added_options and v == added_options[k])}
+
+
 def run_dir(kind: str, config: dict) -> Path:
     """Directory of the run of ``kind`` (e.g. ``finetune``) with this configuration."""
     return runs_root() / f"{kind}-{config_key(config)}"
