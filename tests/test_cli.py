@@ -77,3 +77,16 @@ def test_clear_errors(model_dir, tmp_path, capsys):
         list(read_rows(tmp_path / "in.txt"))
     with pytest.raises(SystemExit, match="not both or neither"):
         main(["predict", "--model", str(model_dir)])
+
+
+def test_finetune_accepts_a_parameter_efficient_method(tmp_path, capsys):
+    from llmbook.cli import main
+    from llmbook.evaluate import load_for_inference
+
+    out = tmp_path / "lora"
+    assert main(["finetune", "--profile", "smoke", "--method", "lora", "--out", str(out)]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    assert (out / "adapter_model.safetensors").exists()
+    _, model = load_for_inference(out)  # base model + the adapter, for inference
+    assert any("lora_A" in name for name, _ in model.named_parameters())
+    assert main(["predict", "--model", str(out), "A gem."]) == 0

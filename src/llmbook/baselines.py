@@ -164,20 +164,25 @@ class LinearProbe:
         self.classifier_: LogisticRegression | None = None
         self._encoder = None
         self._tokenizer = None
+        self._embeddings: dict[str, np.ndarray] = {}
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """The frozen embeddings the probe is trained on, shape ``(len(texts), hidden)``."""
+        """The frozen embeddings the probe is trained on, shape ``(len(texts), hidden)``.
+
+        Each distinct text is encoded once per probe: refitting on other subsets of the same
+        texts (the few-shot curves of chapter 7) does not re-run the encoder.
+        """
+        texts = check_texts(texts)
         if self._encoder is None:
             self._tokenizer = load_tokenizer(self.model_name)
             self._encoder = load_encoder(self.model_name)
-        return embed_texts(
-            check_texts(texts),
-            model_name=self.model_name,
-            max_length=self.max_length,
-            batch_size=self.batch_size,
-            model=self._encoder,
-            tokenizer=self._tokenizer,
-        )
+        new = [text for text in dict.fromkeys(texts) if text not in self._embeddings]
+        if new:
+            vectors = embed_texts(new, model_name=self.model_name, max_length=self.max_length,
+                                  batch_size=self.batch_size, model=self._encoder,
+                                  tokenizer=self._tokenizer)
+            self._embeddings.update(zip(new, vectors, strict=True))
+        return np.stack([self._embeddings[text] for text in texts])
 
     def fit(self, texts: Sequence[str], labels: Sequence[int]) -> LinearProbe:
         texts, labels = _check_fit_inputs(texts, labels)

@@ -1,7 +1,10 @@
-"""Benchmarks (chapter 4): ``python -m llmbook.bench finetune``.
+"""Benchmarks (chapters 4 and 11): ``python -m llmbook.bench finetune | serve``.
 
-Measures, in one process, on the same data, model initialisation and hyper-parameters, the
-training throughput of
+``serve`` is the load test of the sentiment API (:mod:`llmbook.loadtest`): micro-batching off
+vs on at several concurrency levels, then an overload phase at 10x the measured capacity.
+
+``finetune`` measures, in one process, on the same data, model initialisation and
+hyper-parameters, the training throughput of
 
 * the book's loop (:func:`llmbook.train.train`) with dynamic padding and length grouping,
 * the same loop padding every batch to ``max_length`` (what the source article's code does),
@@ -112,12 +115,55 @@ def cached_benchmark_finetune(profile: Profile) -> pd.DataFrame:
     return table
 
 
+#: Seconds per concurrency level of the serving load test, by profile.
+SERVE_SECONDS = {"smoke": 2.0, "cpu": 10.0, "gpu": 10.0}
+
+
+def cached_benchmark_serve(profile: Profile, refresh: bool = False) -> dict:
+    """:func:`llmbook.loadtest.serve_benchmark` of chapter 10's int8 ONNX export, in ``runs/``.
+
+    The served model is the chapter-4 classifier exported by
+    ``llmbook.deploy.cached_export(..., quantize="int8")``; the request texts are the Rotten
+    Tomatoes validation reviews.
+    """
+    from llmbook.deploy import cached_export
+    from llmbook.finetune import FinetuneSpec, finetune
+    from llmbook.loadtest import serve_benchmark
+
+    model_dir = cached_export(finetune(FinetuneSpec.from_profile("rotten_tomatoes", profile))
+                              .model_dir, quantize="int8")
+    seconds = SERVE_SECONDS[profile.name]
+    directory = run_dir("bench-serve", {"profile": profile.name, "model": model_dir.name,
+                                        "seconds": seconds})
+    results = directory / "results.json"
+    if results.exists() and not refresh:
+        return json.loads(results.read_text())
+    texts = list(load_sentiment("rotten_tomatoes")["validation"]["text"])
+    measured = serve_benchmark(model_dir, texts, seconds=seconds, overload_seconds=seconds)
+    directory.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(measured, indent=2))
+    return measured
+
+
+def _report_serve(results: dict) -> None:
+    from llmbook.loadtest import batching_gain
+
+    levels = pd.DataFrame(results["levels"])
+    print(levels.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+    gain, p99_off, p99_on = batching_gain(results)
+    print(json.dumps({"batching_requests_per_s_ratio": gain, "p99_ms_off": p99_off,
+                      "p99_ms_on": p99_on, "overload": results["overload"]}, indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m llmbook.bench", description=__doc__)
-    parser.add_argument("benchmark", choices=["finetune"])
+    parser.add_argument("benchmark", choices=["finetune", "serve"])
     parser.add_argument("--profile", default=None)
     parser.add_argument("--examples", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.benchmark == "serve":  # re-measured every time from the command line
+        _report_serve(cached_benchmark_serve(get_profile(args.profile), refresh=True))
+        return 0
     table = benchmark_finetune(get_profile(args.profile), args.examples)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     ours, fixed, trainer = table["examples_per_second"].iloc[:3]

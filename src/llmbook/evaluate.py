@@ -37,10 +37,17 @@ def classification_metrics(labels: Sequence[int], predictions: Sequence[int]) ->
 
 
 def load_for_inference(model_dir: str | Path):
-    """Tokenizer and classifier (in ``eval()`` mode) from a directory ``llmbook finetune`` wrote."""
+    """Tokenizer and classifier (in ``eval()`` mode) from a directory ``llmbook finetune`` wrote.
+
+    Full fine-tuning writes a complete model; PEFT methods an adapter (:mod:`llmbook.peft`).
+    """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from llmbook.peft import is_adapter_dir, load_adapted
+
     model_dir = Path(model_dir)
+    if is_adapter_dir(model_dir):  # a parameter-efficient run: base model + adapter
+        return AutoTokenizer.from_pretrained(model_dir), load_adapted(model_dir)
     if not (model_dir / "config.json").exists():
         raise FileNotFoundError(
             f"{model_dir} is not a model directory (no config.json): pass the --out directory "

@@ -10,27 +10,40 @@ the same settings loads the finished run instead of training.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
+from datasets import concatenate_datasets
 
 from llmbook import __version__
-from llmbook.data import limit_sizes, load_sentiment
+from llmbook.augment import augment_dataset, make_augmenter
+from llmbook.data import limit_sizes, load_sentiment, sample_per_class, subsample
 from llmbook.evaluate import evaluate_classifier, load_for_inference
 from llmbook.models import load_classifier, load_tokenizer
+from llmbook.peft import (
+    LEARNING_RATES,
+    adapt,
+    adapter_bytes,
+    check_method,
+    count_parameters,
+    save_record,
+    step_hooks,
+)
 from llmbook.profiles import Profile
 from llmbook.runs import config_key, drop_unset, finished_metrics, run_dir
 from llmbook.tokenization import tokenize_dataset
 from llmbook.train import METRICS_FILE, TrainConfig, train
-from llmbook.utils import set_seed
-
+from llmbook.utils import Timer, set_seed
 
 #: Options added after cache version 2, with their defaults (see :func:`llmbook.runs.drop_unset`):
 #: on the spec itself, and on its :class:`~llmbook.train.TrainConfig`.
-ADDED_SPEC_OPTIONS: dict = {}
-ADDED_TRAIN_OPTIONS: dict = {}
+ADDED_SPEC_OPTIONS: dict = {"method": "full", "rank": 8, "shots_per_class": None,
+                            "replay_task": None, "replay_size": 0,
+                            "dropout": None, "augment": None, "augment_model": None}
+ADDED_TRAIN_OPTIONS: dict = {"adversarial_epsilon": 0.0}
 
 
 @dataclass(frozen=True)
@@ -43,19 +56,47 @@ class FinetuneSpec:
     train_size: int | None
     eval_size: int | None
     train: TrainConfig = field(default_factory=TrainConfig)
+    #: hidden and attention dropout of the classifier; None keeps the model's own (chapter 9)
+    dropout: float | None = None
+    #: training-set augmentation (chapter 9): None, "eda" or "mlm" (:mod:`llmbook.augment`),
+    #: one augmented copy of every training example; "mlm" samples from ``augment_model``
+    augment: str | None = None
+    augment_model: str | None = None
+    #: "full" or a parameter-efficient method of llmbook.peft (chapter 6); rank for (Ada)LoRA
+    method: str = "full"
+    rank: int = 8
+    #: few-shot training set (chapter 7): this many examples per class, drawn with the seed
+    shots_per_class: int | None = None
+    #: rehearsal (chapter 8): mix ``replay_size`` training examples of an earlier task in
+    replay_task: str | None = None
+    replay_size: int = 0
 
     @classmethod
     def from_profile(cls, task: str, profile: Profile, model_name: str | None = None,
-                     **train_overrides) -> FinetuneSpec:
-        """The profile's sizes and hyper-parameters, with ``train_overrides`` applied."""
+                     method: str = "full", rank: int = 8, **train_overrides) -> FinetuneSpec:
+        """The profile's sizes and hyper-parameters, with ``train_overrides`` applied.
+
+        A parameter-efficient ``method`` gets its own learning rate
+        (:data:`llmbook.peft.LEARNING_RATES`) unless ``learning_rate`` is overridden.
+        """
+        learning_rate = (profile.learning_rate if method == "full"
+                         else LEARNING_RATES[check_method(method)])
         config = TrainConfig(
             epochs=profile.epochs, batch_size=profile.batch_size,
-            eval_batch_size=profile.eval_batch_size, learning_rate=profile.learning_rate,
+            eval_batch_size=profile.eval_batch_size, learning_rate=learning_rate,
             progress=True,
         )
         return cls(task=task, model_name=model_name or profile.model_name,
                    max_length=profile.max_length, train_size=profile.train_size,
-                   eval_size=profile.eval_size, train=replace(config, **train_overrides))
+                   eval_size=profile.eval_size, train=replace(config, **train_overrides),
+                   method=check_method(method), rank=rank)
+
+    def total_steps(self, train_examples: int) -> int:
+        """Optimizer steps the run will take on ``train_examples`` examples."""
+        config = self.train
+        per_epoch = math.ceil(math.ceil(train_examples / config.batch_size)
+                              / config.gradient_accumulation_steps)
+        return config.max_steps or per_epoch * config.epochs
 
     def cache_config(self) -> dict:
         """The spec as a dict, minus settings that do not change the result."""
@@ -63,12 +104,18 @@ class FinetuneSpec:
         spec["train"] = drop_unset(spec["train"], ADDED_TRAIN_OPTIONS)
         for key in ("output_dir", "resume", "progress", "log_every"):
             spec["train"].pop(key)
-        model = Path(self.model_name)
-        if model.is_dir() and (model / METRICS_FILE).exists():
-            # a locally trained model: key on its own run record, not on its path
-            spec["model_name"] = json.loads((model / METRICS_FILE).read_text()).get("run_key",
-                                                                                   str(model))
+        for name in ("model_name", "augment_model"):
+            if spec.get(name) is not None:
+                spec[name] = _model_key(spec[name])
         return {"llmbook": __version__, **spec}
+
+
+def _model_key(name: str) -> str:
+    """A locally trained model is keyed on its own run record, not on its path."""
+    model = Path(name)
+    if model.is_dir() and (model / METRICS_FILE).exists():
+        return json.loads((model / METRICS_FILE).read_text()).get("run_key", name)
+    return name
 
 
 @dataclass
@@ -101,20 +148,41 @@ def finetune(spec: FinetuneSpec, out: str | Path | None = None, force: bool = Fa
         return FinetuneRun(directory, finished, cached=True)
 
     splits = limit_sizes(load_sentiment(spec.task), spec.train_size, spec.eval_size)
+    if spec.replay_task:
+        earlier = subsample(load_sentiment(spec.replay_task)["train"], spec.train_size)
+        splits["train"] = concatenate_datasets([splits["train"],
+                                                subsample(earlier, spec.replay_size)])
+    if spec.shots_per_class:
+        splits["train"] = sample_per_class(splits["train"], spec.shots_per_class,
+                                           seed=spec.train.seed)
+    augment_seconds = 0.0
+    if spec.augment:
+        with Timer() as timer:
+            augmenter = make_augmenter(spec.augment, spec.model_name, spec.augment_model)
+            splits["train"] = augment_dataset(splits["train"], augmenter, seed=spec.train.seed)
+        augment_seconds = timer.seconds
     tokenizer = load_tokenizer(spec.model_name)
     tokenizer.model_max_length = spec.max_length  # saved with the model: inference truncates alike
     encoded = {name: tokenize_dataset(ds, tokenizer, spec.max_length)
                for name, ds in splits.items()}
     set_seed(spec.train.seed)
-    model = load_classifier(num_labels=2, name=spec.model_name)
+    model = adapt(load_classifier(num_labels=2, name=spec.model_name, dropout=spec.dropout),
+                  spec.method, rank=spec.rank, total_steps=spec.total_steps(len(splits["train"])))
     config = replace(spec.train, output_dir=str(directory))
-    train(model, tokenizer, encoded["train"], encoded["validation"], config)
+    if spec.method != "full":
+        directory.mkdir(parents=True, exist_ok=True)
+        save_record(directory, spec.method, spec.model_name)
+    train(model, tokenizer, encoded["train"], encoded["validation"], config,
+          step_hooks=step_hooks(model))
 
     test_metrics, _ = evaluate_classifier(model, tokenizer, splits["test"], spec.max_length,
                                           spec.train.eval_batch_size)
     metrics = json.loads((directory / METRICS_FILE).read_text())
+    trainable, total = count_parameters(model)
     metrics.update(spec=key_config, run_key=config_key(key_config), test=test_metrics,
-                   train_examples=len(splits["train"]))
+                   train_examples=len(splits["train"]), augment_seconds=augment_seconds,
+                   trainable_parameters=trainable, total_parameters=total,
+                   weights_bytes=adapter_bytes(directory))
     (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     return FinetuneRun(directory, metrics, cached=False)
 

@@ -84,9 +84,18 @@ def load_encoder(name: str | None = None) -> PreTrainedModel:
     return _load(AutoModel, name).eval()
 
 
-def load_classifier(num_labels: int = 2, name: str | None = None) -> PreTrainedModel:
-    """A sequence classifier: the pretrained encoder plus a newly initialised linear head."""
-    kwargs = {"num_labels": num_labels}
+def load_classifier(num_labels: int = 2, name: str | None = None,
+                    dropout: float | None = None) -> PreTrainedModel:
+    """A sequence classifier: the pretrained encoder plus a newly initialised linear head.
+
+    ``dropout``, when given, replaces the model's hidden and attention dropout probabilities
+    (BERT-style configs; chapter 9 measures it as a remedy for overfitting).
+    """
+    kwargs: dict = {"num_labels": num_labels}
+    if dropout is not None:
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        kwargs.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     if num_labels == len(LABEL_NAMES):
         kwargs["id2label"] = dict(enumerate(LABEL_NAMES))
         kwargs["label2id"] = {label: i for i, label in enumerate(LABEL_NAMES)}

@@ -186,6 +186,13 @@ def pretrain(spec: PretrainSpec, out: str | Path | None = None, force: bool = Fa
     return PretrainRun(directory, metrics, cached=False)
 
 
+def domain_adaptation_spec(profile) -> PretrainSpec:
+    """Chapter 5's continued pre-training of the profile's encoder on IMDb (reused in 7)."""
+    return spec_for(profile, source=profile.model_name, max_length=profile.max_length,
+                    steps=profile.dapt_steps, batch_size=profile.dapt_batch_size,
+                    head_warmup_steps=max(1, profile.dapt_steps // 6), learning_rate=5e-5)
+
+
 def spec_for(profile, source: str = SCRATCH, **overrides) -> PretrainSpec:
     """The profile's pre-training sizes (:class:`llmbook.profiles.Profile`), with overrides."""
     spec = PretrainSpec(source=source, corpus_size=profile.corpus_size,

@@ -50,6 +50,28 @@ class Profile:
     # domain-adaptive (continued) pre-training of the encoder (chapter 5)
     dapt_steps: int
     dapt_batch_size: int
+    # few-shot learning (chapter 7): examples per class, seeds, steps of the smallest runs;
+    # transfer and continual learning (chapter 8): examples per task and evaluation size
+    few_shot_ks: tuple[int, ...]
+    few_shot_seeds: tuple[int, ...]
+    few_shot_min_steps: int
+    zero_shot_size: int | None  # test reviews scored zero-shot (the generative model is slow)
+    task_train_size: int | None
+    task_eval_size: int | None
+    # applications and interpretability (chapters 12 and 13): texts per application demo
+    # (each triage split, the news stream, the reviews to recommend from), examples explained
+    # by integrated gradients and its number of steps
+    application_size: int
+    attribution_examples: int
+    ig_steps: int
+    # training practice (chapter 9): a training subset small enough to overfit, the
+    # validation/test subset size, epochs, batch size and the learning rate of its baseline
+    # (one at which that subset is memorised within those epochs, from the chapter's sweep)
+    practice_train_size: int
+    practice_eval_size: int
+    practice_epochs: int
+    practice_batch_size: int
+    practice_learning_rate: float
 
     def describe(self) -> str:
         """One line per field, for the first cell of every notebook."""
@@ -79,6 +101,20 @@ PROFILES: dict[str, Profile] = {
         scratch_layers=2,
         dapt_steps=4,
         dapt_batch_size=8,
+        few_shot_ks=(2, 4),
+        few_shot_seeds=(0,),
+        few_shot_min_steps=2,
+        zero_shot_size=16,
+        task_train_size=64,
+        task_eval_size=64,
+        application_size=120,
+        attribution_examples=2,
+        ig_steps=16,
+        practice_train_size=32,
+        practice_eval_size=32,
+        practice_epochs=2,
+        practice_batch_size=8,
+        practice_learning_rate=1e-3,
     ),
     "cpu": Profile(
         name="cpu",
@@ -105,6 +141,20 @@ PROFILES: dict[str, Profile] = {
         scratch_layers=2,
         dapt_steps=300,
         dapt_batch_size=16,
+        few_shot_ks=(8, 16, 32, 64, 128),
+        few_shot_seeds=(0, 1, 2),
+        few_shot_min_steps=30,
+        zero_shot_size=300,
+        task_train_size=2_000,
+        task_eval_size=1_000,
+        application_size=800,
+        attribution_examples=6,
+        ig_steps=50,
+        practice_train_size=128,
+        practice_eval_size=200,
+        practice_epochs=4,
+        practice_batch_size=16,
+        practice_learning_rate=3e-4,
     ),
     "gpu": Profile(
         name="gpu",
@@ -127,6 +177,20 @@ PROFILES: dict[str, Profile] = {
         scratch_layers=12,
         dapt_steps=10_000,
         dapt_batch_size=32,
+        few_shot_ks=(8, 16, 32, 64, 128),
+        few_shot_seeds=(0, 1, 2, 3, 4),
+        few_shot_min_steps=30,
+        zero_shot_size=None,
+        task_train_size=None,
+        task_eval_size=None,
+        application_size=2_000,
+        attribution_examples=12,
+        ig_steps=100,
+        practice_train_size=1_000,
+        practice_eval_size=1_000,
+        practice_epochs=5,
+        practice_batch_size=32,
+        practice_learning_rate=1e-4,
     ),
 }
 

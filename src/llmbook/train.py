@@ -6,10 +6,13 @@ several (``accelerate launch``).  What it does, in order of a step:
 * batches come from :class:`LengthGroupedBatchSampler` -- shuffled, and (by default) grouped
   so each batch holds texts of similar length -- and are padded only to their longest text;
 * forward pass (mixed precision on GPU), loss scaled for gradient accumulation;
+* with ``adversarial_epsilon`` (chapter 9), a second forward/backward pass at FGM-perturbed
+  word embeddings (:func:`adversarial_backward`);
 * after ``gradient_accumulation_steps`` micro-batches: gradient clipping, an
   ``torch.optim.AdamW`` step (no weight decay on biases and LayerNorm), a learning-rate
-  scheduler step (linear warm-up then decay, sized in *optimizer* steps), ``zero_grad``,
-  then the ``step_hooks`` (AdaLoRA's budget schedule uses one);
+  scheduler step (linear warm-up then decay, sized in *optimizer* steps), the
+  ``step_hooks`` while the gradients are still there (AdaLoRA's budget schedule uses one),
+  then ``zero_grad``;
 * every epoch (or every ``eval_every`` steps): evaluation in ``eval()`` mode under
   ``torch.inference_mode()``, early stopping on the validation metric, the best model kept
   in memory and, with an ``output_dir``, saved as safetensors with its tokenizer and a
@@ -66,6 +69,8 @@ class TrainConfig:
     eval_every: int | None = None
     metric_for_best: str = "accuracy"
     early_stopping_patience: int | None = None
+    #: FGM adversarial training (chapter 9): L2 size of the word-embedding perturbation; 0 = off
+    adversarial_epsilon: float = 0.0
     mixed_precision: str | None = None
     seed: int = 0
     log_every: int = 10
@@ -80,6 +85,8 @@ class TrainConfig:
             raise ValueError("batch_size and gradient_accumulation_steps must be >= 1")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.adversarial_epsilon < 0:
+            raise ValueError(f"adversarial_epsilon must be >= 0, got {self.adversarial_epsilon}")
 
     @property
     def greater_is_better(self) -> bool:
@@ -258,6 +265,36 @@ def evaluate_model(model, dataloader, accelerator: Accelerator,
     return metrics
 
 
+def adversarial_backward(model, batch: dict, epsilon: float, backward: Callable,
+                         embeddings: torch.nn.Parameter | None = None) -> torch.Tensor:
+    """FGM (Miyato et al., 2017): add the gradients of the loss at adversarially perturbed
+    word embeddings to those already accumulated from the clean loss.
+
+    The perturbation is ``epsilon * g / ||g||`` with ``g`` the gradient of the clean loss with
+    respect to the word-embedding matrix (call this after the clean ``backward``).  The matrix
+    is restored bit for bit afterwards, from a copy.  ``embeddings`` defaults to the model's
+    input-embedding weight (pass it when ``model`` is wrapped, e.g. by accelerate).
+    Returns the adversarial loss.
+    """
+    if embeddings is None:
+        embeddings = model.get_input_embeddings().weight
+    if not embeddings.requires_grad or embeddings.grad is None:
+        raise ValueError("FGM needs trainable word embeddings with a gradient from the clean "
+                         "loss: call backward on it first (and do not freeze the embeddings)")
+    norm = embeddings.grad.norm()
+    clean = embeddings.detach().clone()
+    with torch.no_grad():
+        if torch.isfinite(norm) and norm > 0:
+            embeddings.add_(epsilon * embeddings.grad / norm)
+    try:
+        adversarial_loss = model(**batch).loss
+        backward(adversarial_loss)
+    finally:
+        with torch.no_grad():
+            embeddings.copy_(clean)
+    return adversarial_loss.detach()
+
+
 def _is_better(value: float, best: float | None, greater: bool) -> bool:
     return best is None or (value > best if greater else value < best)
 
@@ -277,7 +314,8 @@ def train(
 
     Datasets hold ``input_ids``, ``attention_mask`` and ``label`` (or ``labels``).  At the end
     the model holds the weights of the best evaluation; see the module docstring for details.
-    ``step_hooks`` are called as ``hook(global_step, model)`` after every optimizer step.
+    ``step_hooks`` are called as ``hook(global_step, model)`` after every optimizer step, before
+    the gradients are cleared (AdaLoRA's rank allocation needs them; chapter 6).
     """
     set_seed(config.seed)
     accelerator = Accelerator(
@@ -361,10 +399,17 @@ def train(
             with Timer() as timer, accelerator.accumulate(model):
                 loss = model(**batch).loss
                 accelerator.backward(loss)
+                if config.adversarial_epsilon:
+                    adversarial_backward(model, batch, config.adversarial_epsilon,
+                                         accelerator.backward, accelerator.unwrap_model(model)
+                                         .get_input_embeddings().weight)
                 if accelerator.sync_gradients and config.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
+                if accelerator.sync_gradients:  # gradients are still there (AdaLoRA reads them)
+                    for hook in step_hooks:
+                        hook(state["step"] + 1, accelerator.unwrap_model(model))
                 optimizer.zero_grad()
             step_timer_seconds += timer.seconds
             state["micro_step"] += 1
@@ -375,8 +420,6 @@ def train(
                 continue
             state["step"] += 1
             bar.update(1)
-            for hook in step_hooks:
-                hook(state["step"], accelerator.unwrap_model(model))
             if state["step"] % config.log_every == 0 or state["step"] == total_steps:
                 result.train_log.append({
                     "step": state["step"], "epoch": state["step"] / steps_per_epoch,
@@ -387,7 +430,8 @@ def train(
             end_of_epoch = state["micro_step"] == len(train_loader)
             if end_of_epoch:
                 state["epoch"], state["micro_step"] = epoch + 1, 0
-            if state["step"] % eval_every == 0 or state["step"] == total_steps or end_of_epoch:
+            at_epoch_end = end_of_epoch and config.eval_every is None
+            if state["step"] % eval_every == 0 or state["step"] == total_steps or at_epoch_end:
                 stop = evaluate_and_checkpoint()
             if stop or state["step"] >= total_steps:
                 stop = True

@@ -1,0 +1,325 @@
+"""Parameter-efficient fine-tuning: LoRA, AdaLoRA, prefix, prompt and IA3 (chapter 6).
+
+Chapters 7-9 reuse it through ``FinetuneSpec(method=...)``.  Every method freezes the
+pretrained encoder and trains a small set of new parameters plus the classification head
+(the head is new, so it always trains; `peft` calls it a module to save).
+
+* ``lora``, ``adalora``, ``prompt``, ``ia3`` come from the `peft` library.  AdaLoRA re-allocates
+  its rank budget during training: :func:`step_hooks` returns the hook that calls
+  ``update_and_allocate`` after every optimizer step of the shared loop.
+* ``prefix``: `peft`'s prefix tuning needs a model that accepts ``past_key_values``, which BERT
+  classifiers in transformers 5 no longer do, so :class:`PrefixTuning` implements it here
+  (Li and Liang, 2021): learned keys and values are put in front of every layer's own.
+
+An adapted model is saved as its small adapter (plus the tokenizer) and :func:`load_adapted`
+rebuilds it from the base model; :func:`merge_for_deployment` folds LoRA/IA3 weights back into
+the base model, giving a plain ``transformers`` classifier.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+METHODS = ("full", "lora", "adalora", "prefix", "prompt", "ia3")
+#: Written next to the adapter weights: which method and base model to rebuild it from.
+ADAPTER_RECORD = "llmbook_adapter.json"
+PREFIX_WEIGHTS = "prefix_model.safetensors"
+#: Learning rates that work on this data for each method (full fine-tuning uses the profile's);
+#: chapter 6 measures a sweep for LoRA on the validation split.
+LEARNING_RATES = {"lora": 1e-3, "adalora": 1e-3, "prefix": 1e-2, "prompt": 3e-2, "ia3": 5e-3}
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    return method
+
+
+def peft_config(method: str, *, rank: int = 8, total_steps: int | None = None,
+                virtual_tokens: int = 10):
+    """The `peft` configuration of ``method`` for a BERT-style sequence classifier."""
+    from peft import AdaLoraConfig, IA3Config, LoraConfig, PromptTuningConfig, TaskType
+
+    task = TaskType.SEQ_CLS
+    if method == "lora":
+        return LoraConfig(task_type=task, r=rank, lora_alpha=2 * rank, lora_dropout=0.1,
+                          target_modules=["query", "value"])
+    if method == "adalora":
+        if not total_steps:
+            raise ValueError("AdaLoRA needs total_steps for its rank-budget schedule")
+        # start at 1.5x the rank, end at half of it; warm-up and final phases of 10% each
+        return AdaLoraConfig(task_type=task, init_r=math.ceil(1.5 * rank),
+                             target_r=max(1, rank // 2), lora_alpha=2 * rank,
+                             target_modules=["query", "value"], total_step=total_steps,
+                             tinit=total_steps // 10, tfinal=total_steps // 10,
+                             deltaT=max(1, total_steps // 20))
+    if method == "prompt":
+        return PromptTuningConfig(task_type=task, num_virtual_tokens=virtual_tokens)
+    if method == "ia3":
+        return IA3Config(task_type=task, target_modules=["key", "value", "output.dense"],
+                         feedforward_modules=["output.dense"])
+    raise ValueError(f"{method!r} is not a peft-library method")
+
+
+class _PrefixCache:
+    """Stands in for a key/value cache: every layer's keys and values get the prefix in front."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+        self.keys, self.values = keys, values  # (layers, heads, prefix, head_dim)
+
+    def update(self, key, value, layer_idx, **_):
+        batch = key.shape[0]
+        prefix_keys = self.keys[layer_idx].unsqueeze(0).expand(batch, -1, -1, -1)
+        prefix_values = self.values[layer_idx].unsqueeze(0).expand(batch, -1, -1, -1)
+        return torch.cat([prefix_keys, key], dim=2), torch.cat([prefix_values, value], dim=2)
+
+
+def _extend_mask(mask: torch.Tensor | None, length: int) -> torch.Tensor | None:
+    """Let every query attend to the ``length`` prefix positions (4-D bool or additive mask)."""
+    if mask is None:
+        return None
+    shape = (*mask.shape[:-1], length)
+    pad = (torch.ones(shape, dtype=torch.bool, device=mask.device) if mask.dtype == torch.bool
+           else torch.zeros(shape, dtype=mask.dtype, device=mask.device))
+    return torch.cat([pad, mask], dim=-1)
+
+
+class PrefixTuning(nn.Module):
+    """A frozen BERT-style classifier with learned key/value prefixes in every layer.
+
+    Trainable: ``prefix`` (layers x 2 x virtual_tokens x hidden) and the classification head.
+    The prefix is injected through each self-attention's cache argument, so positions and
+    the model's own code are untouched.
+    """
+
+    def __init__(self, model, virtual_tokens: int = 10):
+        super().__init__()
+        config = model.config
+        self.model, self.virtual_tokens = model, virtual_tokens
+        self.heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // self.heads
+        layers = config.num_hidden_layers
+        self.prefix = nn.Parameter(
+            0.02 * torch.randn(layers, 2, self.heads, virtual_tokens, self.head_dim))
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad = name.startswith(_head_prefix(model))
+        attentions = [m for m in model.modules() if type(m).__name__.endswith("SelfAttention")]
+        if len(attentions) != layers:
+            raise ValueError(f"prefix tuning supports BERT-style encoders; found {len(attentions)}"
+                             f" self-attention modules for {layers} layers")
+        for attention in attentions:
+            attention.register_forward_pre_hook(self._inject, with_kwargs=True)
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def _inject(self, module, args, kwargs):
+        kwargs["cache"] = _PrefixCache(self.prefix[:, 0], self.prefix[:, 1])
+        kwargs["attention_mask"] = _extend_mask(kwargs.get("attention_mask"),
+                                                self.virtual_tokens)
+        return args, kwargs
+
+    def forward(self, **batch):
+        return self.model(**batch)
+
+    def save_pretrained(self, directory) -> None:
+        """Only the trained tensors: the prefix and the classification head."""
+        trainable = {name: p.detach().contiguous() for name, p in self.named_parameters()
+                     if p.requires_grad}
+        save_file(trainable, str(Path(directory) / PREFIX_WEIGHTS))
+
+    def load_trained(self, directory) -> None:
+        missing, unexpected = self.load_state_dict(load_file(Path(directory) / PREFIX_WEIGHTS),
+                                                   strict=False)
+        if unexpected:
+            raise ValueError(f"{directory} holds tensors this model lacks: {unexpected[:3]}")
+
+
+def _head_prefix(model) -> str:
+    return "classifier" if hasattr(model, "classifier") else "score"
+
+
+def adapt(model, method: str, *, rank: int = 8, total_steps: int | None = None,
+          virtual_tokens: int = 10):
+    """``model`` with ``method`` applied: only the new parameters and the head train."""
+    check_method(method)
+    if method == "full":
+        return model
+    if method == "prefix":
+        return PrefixTuning(model, virtual_tokens)
+    from peft import get_peft_model
+
+    return get_peft_model(model, peft_config(method, rank=rank, total_steps=total_steps,
+                                             virtual_tokens=virtual_tokens))
+
+
+def step_hooks(model) -> list[Callable[[int, nn.Module], None]]:
+    """Hooks the shared loop calls after each optimizer step: AdaLoRA's budget allocation."""
+    from peft.tuners.adalora import AdaLoraModel
+
+    base = getattr(model, "base_model", None)
+    if isinstance(base, AdaLoraModel):
+        return [lambda step, m: m.base_model.update_and_allocate(step)]
+    return []
+
+
+def adalora_ranks(model) -> dict[str, int]:
+    """Rank AdaLoRA allocates to each adapted matrix: its initial budget until the allocator
+    has decided (``rank_pattern``), then the number of singular values it kept."""
+    pattern = model.active_peft_config.rank_pattern or {}
+    return {name.removeprefix("base_model.model."): (
+                sum(pattern[name.removeprefix("base_model.model.")])
+                if name.removeprefix("base_model.model.") in pattern else parameter.numel())
+            for name, parameter in model.named_parameters() if name.endswith("lora_E.default")}
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """``(trainable, total)`` parameter counts (AdaLoRA's orthogonality buffers excluded)."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())
+
+
+def save_record(directory, method: str, base_model: str, **options) -> None:
+    """Write :data:`ADAPTER_RECORD`, so :func:`load_adapted` can rebuild the model."""
+    record = {"method": method, "base_model": base_model, **options}
+    (Path(directory) / ADAPTER_RECORD).write_text(json.dumps(record, indent=2))
+
+
+def is_adapter_dir(directory) -> bool:
+    return (Path(directory) / ADAPTER_RECORD).exists()
+
+
+def load_adapted(directory, num_labels: int = 2):
+    """The adapted classifier saved in ``directory`` (base model + adapter), in eval mode."""
+    from peft import PeftModel
+
+    from llmbook.models import load_classifier
+
+    directory = Path(directory)
+    record = json.loads((directory / ADAPTER_RECORD).read_text())
+    base = load_classifier(num_labels=num_labels, name=record["base_model"])
+    if record["method"] == "prefix":
+        model = PrefixTuning(base, record.get("virtual_tokens", 10))
+        model.load_trained(directory)
+    else:
+        model = PeftModel.from_pretrained(base, directory)
+    return model.eval()
+
+
+def merge_for_deployment(model):
+    """A plain ``transformers`` classifier with the LoRA/IA3/AdaLoRA weights folded in."""
+    config = getattr(model, "active_peft_config", None)
+    if config is None or config.is_prompt_learning:
+        raise ValueError("only weight adapters (LoRA, AdaLoRA, IA3) can be merged; prefix and "
+                         "prompt tuning add virtual tokens that stay separate")
+    return model.merge_and_unload()
+
+
+def adapter_bytes(directory) -> int:
+    """Size on disk of the saved weights (the adapter for PEFT methods, the model otherwise)."""
+    return sum(f.stat().st_size for f in Path(directory).glob("*.safetensors"))
+
+
+def comparison_table(runs: dict, costs: dict[str, dict]):
+    """One row per method: trainable parameters, accuracy, size on disk, memory and speed.
+
+    ``runs`` maps a method label to its :class:`llmbook.finetune.FinetuneRun`, ``costs`` to
+    :func:`training_cost` measured side by side; ratios are to the ``full`` row.
+    """
+    import pandas as pd
+
+    rows = []
+    for label, run in runs.items():
+        metrics = dict(run.metrics)
+        if "trainable_parameters" not in metrics:  # a full run cached before counts were kept
+            total = sum(p.numel() for p in run.load()[1].parameters())
+            metrics.update(trainable_parameters=total, total_parameters=total,
+                           weights_bytes=adapter_bytes(run.model_dir))
+        rows.append({
+            "method": label,
+            "trainable parameters": metrics["trainable_parameters"],
+            "trainable %": 100 * metrics["trainable_parameters"] / metrics["total_parameters"],
+            "validation accuracy": metrics["best_validation"]["accuracy"],
+            "test accuracy": run.test_metrics["accuracy"],
+            "weights on disk (MB)": metrics["weights_bytes"] / 2**20,
+            "training memory (MB)": costs[label]["training_mb"],
+            "examples/s": costs[label]["examples_per_second"],
+        })
+    table = pd.DataFrame(rows)
+    full = table.set_index("method").loc["full"]
+    table["memory vs full"] = table["training memory (MB)"] / full["training memory (MB)"]
+    table["speed vs full"] = table["examples/s"] / full["examples/s"]
+    return table
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process now, in MB (Linux)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def _training_cost(method: str, model_name: str, batch_size: int, max_length: int,
+                   steps: int) -> dict:
+    """In a fresh process: memory after loading; peak memory and speed over ``steps`` steps."""
+    import time
+
+    from llmbook.data import load_sentiment
+    from llmbook.models import load_classifier, load_tokenizer
+    from llmbook.train import make_optimizer
+
+    torch.manual_seed(0)
+    tokenizer = load_tokenizer(model_name)
+    texts = list(load_sentiment("rotten_tomatoes")["train"]["text"][:batch_size])
+    batch = tokenizer(texts, truncation=True, max_length=max_length, padding="max_length",
+                      return_tensors="pt")
+    labels = torch.arange(batch_size) % 2
+    model = adapt(load_classifier(num_labels=2, name=model_name), method, total_steps=steps)
+    loaded = _rss_mb()
+    optimizer = make_optimizer(model, 1e-4, 0.01)
+    model.train()
+    start = None
+    for step in range(steps + 1):  # the first step warms up and is not timed
+        start = time.perf_counter() if step == 1 else start
+        model(**batch, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"loaded_mb": loaded, "peak_mb": peak, "training_mb": peak - loaded,
+            "examples_per_second": steps * batch_size / seconds}
+
+
+def training_cost(method: str, model_name: str = "minilm", batch_size: int = 32,
+                  max_length: int = 64, steps: int = 5) -> dict:
+    """Training memory and speed of ``method``, measured in a separate process.
+
+    A fresh process per method, because a process's peak memory never goes down: measured
+    in the notebook's own process, every method would inherit the largest earlier peak.
+    ``training_mb`` is the growth over the loaded model (gradients, optimizer state and
+    activations: what parameter-efficient methods save); ``examples_per_second`` is timed
+    over ``steps`` steps on a fixed batch padded to ``max_length``.  Not cached: it is a
+    benchmark of the machine that runs it, so methods compared are measured side by side.
+    """
+    check_method(method)
+    args = [method, model_name, str(batch_size), str(max_length), str(steps)]
+    done = subprocess.run([sys.executable, "-m", "llmbook.peft", *args], capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"cost probe for {method} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    name, model, size, length, count = sys.argv[1:6]
+    print(json.dumps(_training_cost(name, model, int(size), int(length), int(count))))

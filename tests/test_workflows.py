@@ -1,0 +1,80 @@
+"""GitHub Actions workflows: valid YAML, and the two jobs do what the README promises."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = ROOT / ".github" / "workflows"
+FILES = sorted(WORKFLOWS.glob("*.yml"))
+
+
+def load(name):
+    workflow = yaml.safe_load((WORKFLOWS / name).read_text())
+    # YAML 1.1 reads the bare key `on` as the boolean True.
+    if True in workflow:
+        workflow["on"] = workflow.pop(True)
+    return workflow
+
+
+def steps(job):
+    return job["steps"]
+
+
+def runs(job):
+    return "\n".join(step.get("run", "") for step in steps(job))
+
+
+def used(job, action):
+    return [step for step in steps(job) if step.get("uses", "").startswith(action)]
+
+
+def test_both_workflows_exist():
+    assert {p.name for p in FILES} >= {"pages.yml", "gpu-nbval.yml"}
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_valid_workflow_with_required_keys(path):
+    workflow = load(path.name)
+    assert workflow.get("on"), f"{path.name}: no trigger (`on`)"
+    assert workflow.get("jobs"), f"{path.name}: no jobs"
+    for name, job in workflow["jobs"].items():
+        assert job.get("runs-on"), f"{path.name}: job {name} has no runs-on"
+        assert steps(job), f"{path.name}: job {name} has no steps"
+        for step in steps(job):
+            assert ("uses" in step) != ("run" in step), f"{path.name}/{name}: bad step {step}"
+
+
+def test_pages_builds_with_make_book_and_uploads_the_site():
+    workflow = load("pages.yml")
+    build = workflow["jobs"]["build"]
+    assert "make book" in runs(build)
+    uploads = used(build, "actions/upload-pages-artifact")
+    assert uploads and uploads[0]["with"]["path"] == "_build/html"
+    assert workflow["permissions"]["pages"] == "write"
+    assert workflow["permissions"]["id-token"] == "write"
+    deploy = [job for job in workflow["jobs"].values() if used(job, "actions/deploy-pages")]
+    assert deploy and deploy[0]["needs"] == "build"
+
+
+def test_pages_caches_executed_notebooks_and_trained_runs():
+    build = load("pages.yml")["jobs"]["build"]
+    caches = used(build, "actions/cache")
+    assert caches, "no actions/cache step"
+    paths = caches[0]["with"]["path"].split()
+    assert {"_build/.jupyter_cache", "_build/.profile", "runs"} <= set(paths)
+    order = [step.get("uses", step.get("run")) for step in steps(build)]
+    assert order.index(caches[0]["uses"]) < order.index("make book"), "restore before building"
+
+
+def test_gpu_job_runs_nbval_on_a_self_hosted_gpu_runner():
+    workflow = load("gpu-nbval.yml")
+    (job,) = workflow["jobs"].values()
+    labels = job["runs-on"] if isinstance(job["runs-on"], list) else [job["runs-on"]]
+    assert "self-hosted" in labels and "gpu" in labels
+    env = {**workflow.get("env", {}), **job.get("env", {})}
+    assert env["LLMBOOK_PROFILE"] == "gpu"
+    assert "download.pytorch.org/whl/cu" in env["TORCH_SPEC"]
+    assert "--nbval" in runs(job) and "notebooks/" in runs(job)
+    assert "torch.cuda.is_available()" in runs(job), "fail fast when no GPU is visible"
