@@ -23,6 +23,7 @@ import math
 import resource
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -176,12 +177,16 @@ def step_hooks(model) -> list[Callable[[int, nn.Module], None]]:
 
 def adalora_ranks(model) -> dict[str, int]:
     """Rank AdaLoRA allocates to each adapted matrix: its initial budget until the allocator
-    has decided (``rank_pattern``), then the number of singular values it kept."""
-    pattern = model.active_peft_config.rank_pattern or {}
-    return {name.removeprefix("base_model.model."): (
-                sum(pattern[name.removeprefix("base_model.model.")])
-                if name.removeprefix("base_model.model.") in pattern else parameter.numel())
-            for name, parameter in model.named_parameters() if name.endswith("lora_E.default")}
+    has decided (``rank_pattern``), then the number of singular values it kept.  Keys are the
+    matrices' names (``...query.lora_E``), as in a saved adapter's ``rank_pattern``."""
+    pattern = {key.removesuffix(".default"): kept
+               for key, kept in (model.active_peft_config.rank_pattern or {}).items()}
+    ranks = {}
+    for name, parameter in model.named_parameters():
+        if name.endswith("lora_E.default"):
+            key = name.removeprefix("base_model.model.").removesuffix(".default")
+            ranks[key] = sum(pattern[key]) if key in pattern else parameter.numel()
+    return ranks
 
 
 def count_parameters(model) -> tuple[int, int]:
@@ -213,7 +218,11 @@ def load_adapted(directory, num_labels: int = 2):
         model = PrefixTuning(base, record.get("virtual_tokens", 10))
         model.load_trained(directory)
     else:
-        model = PeftModel.from_pretrained(base, directory)
+        with warnings.catch_warnings():
+            # AdaLoRA saves rank_pattern keys without the adapter name and peft warns that they
+            # match no module; the masked singular values are stored as zeros, so nothing is lost
+            warnings.filterwarnings("ignore", message="The following rank_pattern keys")
+            model = PeftModel.from_pretrained(base, directory)
     return model.eval()
 
 
