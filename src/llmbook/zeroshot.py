@@ -122,9 +122,9 @@ def cloze_probs(tokenizer, model, texts: Sequence[str],
     """
     ids = _first_token_ids(tokenizer, words)
     suffix = template.split("{text}")[1].replace("[MASK]", tokenizer.mask_token)
+    tail = tokenizer(suffix, add_special_tokens=False).input_ids
 
     def score(batch: list[str]) -> np.ndarray:
-        tail = tokenizer(suffix, add_special_tokens=False).input_ids
         rows = [tokenizer(text, add_special_tokens=False).input_ids[: max_length - len(tail) - 2]
                 for text in batch]
         sequences = [[tokenizer.cls_token_id, *row, *tail, tokenizer.sep_token_id]
