@@ -133,3 +133,31 @@ def test_hand_computed_losses_equal_the_models_losses(tokenizer):
         out = classifier(**batch, labels=y)
     by_hand = -F.log_softmax(out.logits, dim=-1)[torch.arange(2), y].mean()
     torch.testing.assert_close(out.loss, by_hand)
+
+
+def test_sparse_decoding_gives_the_same_loss_and_gradients(tokenizer, encoded, tmp_path):
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=64, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0)
+    dense = BertForMaskedLM(config).train()
+    sparse = mlm.sparse_decoding(BertForMaskedLM(config).train())
+    sparse.load_state_dict(dense.state_dict())
+    assert isinstance(sparse, mlm.BertForSparseMaskedLM)
+    batch = mlm.MaskingCollator(tokenizer, seed=0)(
+        [{k: row[k] for k in ("input_ids", "attention_mask")} for row in encoded])
+    dense_loss, sparse_out = dense(**batch).loss, sparse(**batch)
+    selected = int((batch["labels"] != -100).sum())
+    assert sparse_out.logits.shape == (selected, len(tokenizer))  # only the labelled positions
+    assert torch.allclose(sparse_out.loss, dense_loss, atol=1e-5)
+    dense_loss.backward()
+    sparse_out.loss.backward()
+    for (name, a), b in zip(dense.named_parameters(), sparse.parameters(), strict=True):
+        assert torch.allclose(a.grad, b.grad, atol=1e-6), name
+    sparse.eval()  # evaluation: every position, as BertForMaskedLM
+    assert sparse(**batch).logits.shape == (*batch["input_ids"].shape, len(tokenizer))
+    sparse.save_pretrained(tmp_path)
+    assert type(sparse) is mlm.BertForSparseMaskedLM
+    assert '"BertForMaskedLM"' in (tmp_path / "config.json").read_text()

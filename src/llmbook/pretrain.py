@@ -2,7 +2,8 @@
 
 :func:`train_wordpiece` learns a BERT vocabulary from a corpus.  :func:`pretrain` trains a
 ``BertForMaskedLM`` -- a small one with random weights, or a pretrained encoder continued on
-in-domain text -- with the shared loop (:func:`llmbook.train.train`), random masks for
+in-domain text -- with the shared loop (:func:`llmbook.train.train`), decoding only the masked
+positions during training (:class:`llmbook.mlm.BertForSparseMaskedLM`), random masks for
 training and *fixed* masks (same positions every run) for evaluation, and records perplexity
 and masked-token accuracy before and after.  Runs are cached in ``runs/`` by configuration.
 """
@@ -17,15 +18,17 @@ from pathlib import Path
 from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
-from transformers import BertConfig, BertForMaskedLM
+from transformers import BertConfig
 
 from llmbook import __version__
 from llmbook.data import load_corpus, subsample
 from llmbook.mlm import (
+    BertForSparseMaskedLM,
     MaskingCollator,
     fixed_mask_dataset,
     masked_token_accuracy,
     perplexity,
+    sparse_decoding,
     tokenize_for_mlm,
 )
 from llmbook.models import load_encoder, load_mlm, load_tokenizer
@@ -154,10 +157,11 @@ def pretrain(spec: PretrainSpec, out: str | Path | None = None, force: bool = Fa
     set_seed(spec.seed)
     if spec.source == SCRATCH:
         tokenizer = train_wordpiece(pool["text"], spec.vocab_size)
-        model, new_weights = BertForMaskedLM(spec.scratch_config(tokenizer)), ["all"]
+        model, new_weights = BertForSparseMaskedLM(spec.scratch_config(tokenizer)), ["all"]
     else:
         tokenizer = load_tokenizer(spec.source)
         model, report = load_mlm(spec.source)
+        model = sparse_decoding(model)
         new_weights = report.newly_initialised
     tokenizer.model_max_length = spec.max_length
     train_set = tokenize_for_mlm(pool, tokenizer, spec.max_length)

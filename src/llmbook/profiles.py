@@ -129,7 +129,7 @@ PROFILES: dict[str, Profile] = {
         train_size=None,
         eval_size=None,
         seeds=(0, 1, 2),
-        comparison_train_size=2_000,
+        comparison_train_size=1_000,
         # sized so chapter 3 trains in minutes on 2 cores: every IMDb review fills max_length,
         # and the vocabulary-wide output layer dominates the cost of a small model
         corpus_size=None,
@@ -145,7 +145,7 @@ PROFILES: dict[str, Profile] = {
         few_shot_seeds=(0, 1, 2),
         few_shot_min_steps=30,
         zero_shot_size=300,
-        task_train_size=2_000,
+        task_train_size=1_000,
         task_eval_size=1_000,
         application_size=800,
         attribution_examples=6,
