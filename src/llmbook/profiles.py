@@ -130,8 +130,8 @@ PROFILES: dict[str, Profile] = {
         eval_size=None,
         seeds=(0, 1, 2),
         comparison_train_size=1_000,
-        # sized so chapter 3 trains in minutes on 2 cores: every IMDb review fills max_length,
-        # and the vocabulary-wide output layer dominates the cost of a small model
+        # sized so chapter 3 trains in minutes on 2 cores: every IMDb review fills max_length
+        # (training decodes only the masked positions: llmbook.mlm.BertForSparseMaskedLM)
         corpus_size=None,
         mlm_eval_size=500,
         mlm_max_length=64,
