@@ -117,6 +117,20 @@ def test_best_checkpoint_reloads_with_identical_logits(tokenizer, data, tmp_path
         torch.testing.assert_close(model(**batch).logits, reloaded(**batch).logits)
 
 
+def test_without_eval_set_the_final_weights_are_saved(tokenizer, data, tmp_path):
+    train_data, _ = data
+    model = tiny_model(tokenizer)
+    result = train(model, tokenizer, train_data, None, config(epochs=2, output_dir=str(tmp_path)))
+    assert result.eval_log == [] and result.best_metrics == {}
+    assert not (tmp_path / "checkpoint").exists()  # finished: nothing left to resume
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    batch = tokenizer(["a good movie", "bad plot"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, reloaded(**batch).logits)
+    with pytest.raises(ValueError, match="early stopping"):
+        train(model, tokenizer, train_data, None, config(early_stopping_patience=1))
+
+
 class Interrupt(Exception):
     pass
 

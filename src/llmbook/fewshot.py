@@ -28,7 +28,7 @@ EPOCHS = 4
 
 def few_shot_spec(profile: Profile, k: int, seed: int, method: str = "full") -> FinetuneSpec:
     """``k`` examples per class, ``EPOCHS`` epochs but at least ``few_shot_min_steps`` steps,
-    evaluated once at the end (the final weights are the model)."""
+    with no validation pass: the final weights are the model, tested once."""
     batch_size = min(BATCH_SIZE, 2 * k)
     steps = max(profile.few_shot_min_steps, EPOCHS * math.ceil(2 * k / batch_size))
     spec = FinetuneSpec.from_profile(TASK, profile, method=method, seed=seed,

@@ -163,8 +163,10 @@ def finetune(spec: FinetuneSpec, out: str | Path | None = None, force: bool = Fa
         augment_seconds = timer.seconds
     tokenizer = load_tokenizer(spec.model_name)
     tokenizer.model_max_length = spec.max_length  # saved with the model: inference truncates alike
-    encoded = {name: tokenize_dataset(ds, tokenizer, spec.max_length)
-               for name, ds in splits.items()}
+    # a few-shot run trains a fixed budget and keeps its final weights (chapter 7): a large
+    # validation set would not exist in a real few-shot setting, so none is used
+    used = ("train",) if spec.shots_per_class else ("train", "validation")
+    encoded = {name: tokenize_dataset(splits[name], tokenizer, spec.max_length) for name in used}
     set_seed(spec.train.seed)
     model = adapt(load_classifier(num_labels=2, name=spec.model_name, dropout=spec.dropout),
                   spec.method, rank=spec.rank, total_steps=spec.total_steps(len(splits["train"])))
@@ -172,7 +174,7 @@ def finetune(spec: FinetuneSpec, out: str | Path | None = None, force: bool = Fa
     if spec.method != "full":
         directory.mkdir(parents=True, exist_ok=True)
         save_record(directory, spec.method, spec.model_name)
-    train(model, tokenizer, encoded["train"], encoded["validation"], config,
+    train(model, tokenizer, encoded["train"], encoded.get("validation"), config,
           step_hooks=step_hooks(model))
 
     test_metrics, _ = evaluate_classifier(model, tokenizer, splits["test"], spec.max_length,

@@ -121,7 +121,8 @@ PROFILES: dict[str, Profile] = {
         model_name="minilm",
         max_length=64,
         batch_size=32,
-        eval_batch_size=128,
+        # 1,066 reviews evaluate in 3.8 s at batch 32 or 64 and 4.3 s at 128 on 2 cores
+        eval_batch_size=64,
         epochs=3,
         # chosen on Rotten Tomatoes *validation* accuracy among 5e-5, 1e-4 and 2e-4
         # (3 epochs, 2026-11-30): small distilled encoders like a larger rate than BERT-base

@@ -314,9 +314,13 @@ def train(
 
     Datasets hold ``input_ids``, ``attention_mask`` and ``label`` (or ``labels``).  At the end
     the model holds the weights of the best evaluation; see the module docstring for details.
-    ``step_hooks`` are called as ``hook(global_step, model)`` after every optimizer step, before
-    the gradients are cleared (AdaLoRA's rank allocation needs them; chapter 6).
+    Without an ``eval_dataset`` nothing is evaluated and the final weights are the model (a
+    few-shot run has no validation set to select on; chapter 7).  ``step_hooks`` are called
+    as ``hook(global_step, model)`` after every optimizer step, before the gradients are
+    cleared (AdaLoRA's rank allocation needs them; chapter 6).
     """
+    if eval_dataset is None and config.early_stopping_patience is not None:
+        raise ValueError("early stopping needs an eval_dataset to watch")
     set_seed(config.seed)
     accelerator = Accelerator(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -325,8 +329,8 @@ def train(
     collator = collator or make_collator(tokenizer)
     train_loader = make_dataloader(train_dataset, collator, config.batch_size, shuffle=True,
                                    group_by_length=config.group_by_length, seed=config.seed)
-    eval_loader = make_dataloader(eval_dataset, collator, config.eval_batch_size, shuffle=False,
-                                  group_by_length=True)
+    eval_loader = None if eval_dataset is None else make_dataloader(
+        eval_dataset, collator, config.eval_batch_size, shuffle=False, group_by_length=True)
     sampler = train_loader.batch_sampler
     optimizer = make_optimizer(model, config.learning_rate, config.weight_decay)
 
@@ -336,9 +340,11 @@ def train(
     scheduler = get_scheduler(config.scheduler, optimizer,
                               num_warmup_steps=round(config.warmup_ratio * total_steps),
                               num_training_steps=total_steps * accelerator.num_processes)
-    model, optimizer, train_loader, eval_loader, scheduler = accelerator.prepare(
-        model, optimizer, train_loader, eval_loader, scheduler
+    model, optimizer, train_loader, scheduler = accelerator.prepare(
+        model, optimizer, train_loader, scheduler
     )
+    if eval_loader is not None:
+        eval_loader = accelerator.prepare(eval_loader)
 
     result = TrainResult(total_steps=total_steps, output_dir=config.output_dir)
     out = Path(config.output_dir) if config.output_dir else None
@@ -359,8 +365,8 @@ def train(
     model.train()
     step_timer_seconds = 0.0
 
-    def evaluate_and_checkpoint() -> bool:
-        """Evaluate, keep the best weights, checkpoint; True when early stopping triggers."""
+    def keep_if_best() -> None:
+        """Evaluate; keep (and save) the weights when they are the best so far."""
         nonlocal best_weights
         metrics = evaluate_model(model, eval_loader, accelerator, metrics_fn)
         row = {"step": state["step"], "epoch": state["step"] / steps_per_epoch,
@@ -377,13 +383,18 @@ def train(
                 save_model(unwrapped, tokenizer, out, metrics=_metrics_record(result, config))
         else:
             state["patience"] += 1
-        if out:
+        bar.set_postfix({f"val_{config.metric_for_best}": f"{value:.4f}"})
+
+    def evaluate_and_checkpoint() -> bool:
+        """Evaluate (with an eval set), checkpoint unless finished; True to stop early."""
+        if eval_loader is not None:
+            keep_if_best()
+        if out and state["step"] < total_steps:  # a finished run has nothing to resume
             accelerator.save_state(str(out / CHECKPOINT_DIR))
             if accelerator.is_main_process:
                 (out / CHECKPOINT_DIR / STATE_FILE).write_text(
                     json.dumps({"state": state, "result": asdict(result)})
                 )
-        bar.set_postfix({f"val_{config.metric_for_best}": f"{value:.4f}"})
         patience = config.early_stopping_patience
         return patience is not None and state["patience"] >= patience
 
@@ -448,6 +459,8 @@ def train(
         if unexpected:
             raise RuntimeError(f"best checkpoint does not match the model: {unexpected[:5]}")
     if out and accelerator.is_main_process:
+        if eval_loader is None:  # nothing was selected: save the final weights
+            save_model(unwrapped, tokenizer, out)
         (out / METRICS_FILE).write_text(json.dumps(_metrics_record(result, config), indent=2))
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)  # finished: nothing to resume
     unwrapped.eval()
