@@ -131,12 +131,26 @@ def test_without_eval_set_the_final_weights_are_saved(tokenizer, data, tmp_path)
         train(model, tokenizer, train_data, None, config(early_stopping_patience=1))
 
 
+def test_short_runs_skip_the_resumable_checkpoint(tokenizer, data, tmp_path):
+    checkpoint_seen = {}
+    for minimum in (60.0, 0.0):  # the tiny run trains for well under a minute
+        out = tmp_path / str(minimum)
+
+        def look(_step, _model, out=out, minimum=minimum):
+            checkpoint_seen.setdefault(minimum, []).append((out / "checkpoint").exists())
+
+        train(tiny_model(tokenizer), tokenizer, *data,
+              config(epochs=2, eval_every=3, output_dir=str(out), checkpoint_min_seconds=minimum),
+              step_hooks=[look])
+    assert not any(checkpoint_seen[60.0]) and any(checkpoint_seen[0.0])
+
+
 class Interrupt(Exception):
     pass
 
 
 def test_resume_continues_the_same_schedule(tokenizer, data, tmp_path):
-    cfg = dict(epochs=2, eval_every=3)
+    cfg = dict(epochs=2, eval_every=3, checkpoint_min_seconds=0)
     straight = tiny_model(tokenizer)
     reference = train(straight, tokenizer, *data, config(**cfg, output_dir=str(tmp_path / "a")))
 

@@ -102,7 +102,7 @@ class FinetuneSpec:
         """The spec as a dict, minus settings that do not change the result."""
         spec = drop_unset(asdict(self), ADDED_SPEC_OPTIONS)
         spec["train"] = drop_unset(spec["train"], ADDED_TRAIN_OPTIONS)
-        for key in ("output_dir", "resume", "progress", "log_every"):
+        for key in ("output_dir", "resume", "progress", "log_every", "checkpoint_min_seconds"):
             spec["train"].pop(key)
         for name in ("model_name", "augment_model"):
             if spec.get(name) is not None:

@@ -125,7 +125,10 @@ PROFILES: dict[str, Profile] = {
         eval_batch_size=64,
         epochs=3,
         # chosen on Rotten Tomatoes *validation* accuracy among 5e-5, 1e-4 and 2e-4
-        # (3 epochs, 2026-11-30): small distilled encoders like a larger rate than BERT-base
+        # (3 epochs, 2026-11-30): small distilled encoders like a larger rate than BERT-base.
+        # Validation accuracy of this recipe 0.836; measured alternatives did not pay for their
+        # time: 5 epochs 0.838 (593 s), IMDb sentiment first (6,000 reviews) 0.838, two seeds
+        # averaged 0.839 (2x the training)
         learning_rate=1e-4,
         train_size=None,
         eval_size=None,

@@ -16,7 +16,8 @@ several (``accelerate launch``).  What it does, in order of a step:
 * every epoch (or every ``eval_every`` steps): evaluation in ``eval()`` mode under
   ``torch.inference_mode()``, early stopping on the validation metric, the best model kept
   in memory and, with an ``output_dir``, saved as safetensors with its tokenizer and a
-  ``metrics.json``; the training state is checkpointed so a run can resume.
+  ``metrics.json``; the training state is checkpointed (unless the run is short, see
+  ``checkpoint_min_seconds``) so an interrupted run can resume.
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ class TrainConfig:
     log_every: int = 10
     output_dir: str | None = None
     resume: bool = False
+    #: write the resumable training state at an evaluation only after this many seconds of
+    #: training since the last one: a short run is cheaper to redo than to checkpoint
+    checkpoint_min_seconds: float = 60.0
     progress: bool = True
 
     def __post_init__(self):
@@ -363,7 +367,7 @@ def train(
     bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step", **quiet)
     running_loss, running_count, examples = 0.0, 0, 0
     model.train()
-    step_timer_seconds = 0.0
+    step_timer_seconds = checkpointed_at = 0.0
 
     def keep_if_best() -> None:
         """Evaluate; keep (and save) the weights when they are the best so far."""
@@ -387,9 +391,12 @@ def train(
 
     def evaluate_and_checkpoint() -> bool:
         """Evaluate (with an eval set), checkpoint unless finished; True to stop early."""
+        nonlocal checkpointed_at
         if eval_loader is not None:
             keep_if_best()
-        if out and state["step"] < total_steps:  # a finished run has nothing to resume
+        worth_it = step_timer_seconds - checkpointed_at >= config.checkpoint_min_seconds
+        if out and worth_it and state["step"] < total_steps:  # finished: nothing to resume
+            checkpointed_at = step_timer_seconds
             accelerator.save_state(str(out / CHECKPOINT_DIR))
             if accelerator.is_main_process:
                 (out / CHECKPOINT_DIR / STATE_FILE).write_text(
