@@ -104,6 +104,13 @@ def test_early_stopping_stops(tokenizer, data):
     assert result.best_step == 2
 
 
+def assert_reloads_with_identical_logits(model, tokenizer, directory):
+    reloaded = AutoModelForSequenceClassification.from_pretrained(directory).eval()
+    batch = tokenizer(["a good movie", "bad plot"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, reloaded(**batch).logits)
+
+
 def test_best_checkpoint_reloads_with_identical_logits(tokenizer, data, tmp_path):
     model = tiny_model(tokenizer)
     result = train(model, tokenizer, *data, config(epochs=2, output_dir=str(tmp_path)))
@@ -111,10 +118,7 @@ def test_best_checkpoint_reloads_with_identical_logits(tokenizer, data, tmp_path
     assert (tmp_path / "tokenizer.json").exists() or (tmp_path / "vocab.txt").exists()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["best_validation"]["accuracy"] == result.best_metrics["accuracy"]
-    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
-    batch = tokenizer(["a good movie", "bad plot"], padding=True, return_tensors="pt")
-    with torch.no_grad():
-        torch.testing.assert_close(model(**batch).logits, reloaded(**batch).logits)
+    assert_reloads_with_identical_logits(model, tokenizer, tmp_path)
 
 
 def test_without_eval_set_the_final_weights_are_saved(tokenizer, data, tmp_path):
@@ -123,10 +127,7 @@ def test_without_eval_set_the_final_weights_are_saved(tokenizer, data, tmp_path)
     result = train(model, tokenizer, train_data, None, config(epochs=2, output_dir=str(tmp_path)))
     assert result.eval_log == [] and result.best_metrics == {}
     assert not (tmp_path / "checkpoint").exists()  # finished: nothing left to resume
-    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
-    batch = tokenizer(["a good movie", "bad plot"], padding=True, return_tensors="pt")
-    with torch.no_grad():
-        torch.testing.assert_close(model(**batch).logits, reloaded(**batch).logits)
+    assert_reloads_with_identical_logits(model, tokenizer, tmp_path)
     with pytest.raises(ValueError, match="early stopping"):
         train(model, tokenizer, train_data, None, config(early_stopping_patience=1))
 
