@@ -121,7 +121,7 @@ def test_export_writes_a_manifest_and_provenance(model_dir, exported):
     _, int8_dir = exported
     assert deploy.verify_manifest(int8_dir) == [int8_dir / deploy.ONNX_FILE]
     info = json.loads((int8_dir / "export.json").read_text())
-    assert info["quantize"] == "int8" and info["heads"] == 8
+    assert info["quantize"] == "int8" and info["heads"] == 8 and info["layers"] == 2
     assert info["source_sha256"]["model.safetensors"] == deploy.sha256_file(
         model_dir / "model.safetensors")
     listed = json.loads((int8_dir / deploy.MANIFEST).read_text())["files"]
@@ -170,3 +170,14 @@ def test_largest_within_uses_the_first_row_as_reference():
     table = pd.DataFrame({"sparsity": [0.0, 0.5, 0.7, 0.9], "accuracy": [0.80, 0.799, 0.79, 0.6]})
     assert deploy.largest_within(table, "sparsity", 0.5) == 0.5
     assert deploy.largest_within(table, "sparsity", 1.0) == 0.7
+
+
+def test_fastest_within_prefers_speed_inside_the_accuracy_budget():
+    import pandas as pd
+
+    table = pd.DataFrame({"variant": ["base", "a", "b", "c"], "speedup_b1": [1.0, 2.0, 5.0, 3.0],
+                          "accuracy_change_pt": [0.0, -0.1, -2.0, -0.5]})
+    best, within = deploy.fastest_within(table, 0.5)
+    assert (best["variant"], within) == ("c", True)
+    best, within = deploy.fastest_within(table, 0.05)  # nothing qualifies: fastest overall
+    assert (best["variant"], within) == ("b", False)

@@ -201,6 +201,16 @@ def largest_within(table: pd.DataFrame, column: str, tolerance_pt: float) -> obj
     return table.loc[table["accuracy"] >= floor, column].max()
 
 
+def fastest_within(table: pd.DataFrame, tolerance_pt: float) -> tuple[pd.Series, bool]:
+    """The compressed variant (any row but the first) with the largest batch-1 speed-up among
+    those losing at most ``tolerance_pt`` accuracy points, and True; if none qualifies, the
+    fastest of all of them, and False.  ``table`` is a :meth:`Benchmark.table`."""
+    variants = table.iloc[1:]
+    within = variants[variants["accuracy_change_pt"] >= -tolerance_pt]
+    pool = within if len(within) else variants
+    return pool.loc[pool["speedup_b1"].idxmax()], bool(len(within))
+
+
 # ----------------------------------------------------------------------------- pruning
 def _encoder_linears(model) -> list:
     """The ``nn.Linear`` layers inside the transformer blocks (not embeddings or the head)."""
@@ -506,7 +516,7 @@ def export_model(model_dir: str | Path, out: str | Path, quantize: str | None = 
     tokenizer.save_pretrained(out)
     shutil.copy(model_dir / "config.json", out / "config.json")
     info = {"source": str(model_dir), "format": "onnx", "quantize": quantize or "none",
-            "heads": count_heads(model),
+            "heads": count_heads(model), "layers": model.config.num_hidden_layers,
             "source_sha256": {p.name: sha256_file(p) for p in model_dir.glob("*.safetensors")}}
     (out / "export.json").write_text(json.dumps(info, indent=2))
     write_manifest(out)

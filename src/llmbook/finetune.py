@@ -101,16 +101,14 @@ class FinetuneSpec:
     def cache_config(self) -> dict:
         """The spec as a dict, minus settings that do not change the result."""
         spec = drop_unset(asdict(self), ADDED_SPEC_OPTIONS)
-        spec["train"] = drop_unset(spec["train"], ADDED_TRAIN_OPTIONS)
-        for key in ("output_dir", "resume", "progress", "log_every", "checkpoint_min_seconds"):
-            spec["train"].pop(key)
+        spec["train"] = drop_unset(self.train.result_fields(), ADDED_TRAIN_OPTIONS)
         for name in ("model_name", "augment_model"):
             if spec.get(name) is not None:
-                spec[name] = _model_key(spec[name])
+                spec[name] = model_key(spec[name])
         return {"llmbook": __version__, **spec}
 
 
-def _model_key(name: str) -> str:
+def model_key(name: str) -> str:
     """A locally trained model is keyed on its own run record, not on its path."""
     model = Path(name)
     if model.is_dir() and (model / METRICS_FILE).exists():

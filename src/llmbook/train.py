@@ -50,6 +50,8 @@ STATE_FILE = "trainer_state.json"
 METRICS_FILE = "metrics.json"
 WEIGHTS_FILE = "model.safetensors"
 _NO_DECAY = ("bias", "layernorm", "layer_norm", "norm.weight")
+#: :class:`TrainConfig` fields that change how a run is shown or stored, not its result
+PRESENTATION_FIELDS = ("output_dir", "resume", "progress", "log_every", "checkpoint_min_seconds")
 
 
 @dataclass
@@ -95,6 +97,10 @@ class TrainConfig:
     @property
     def greater_is_better(self) -> bool:
         return "loss" not in self.metric_for_best
+
+    def result_fields(self) -> dict:
+        """The fields that determine the trained weights (for cache keys)."""
+        return {k: v for k, v in asdict(self).items() if k not in PRESENTATION_FIELDS}
 
 
 @dataclass
