@@ -90,3 +90,21 @@ def test_finetune_accepts_a_parameter_efficient_method(tmp_path, capsys):
     _, model = load_for_inference(out)  # base model + the adapter, for inference
     assert any("lora_A" in name for name, _ in model.named_parameters())
     assert main(["predict", "--model", str(out), "A gem."]) == 0
+
+
+def test_distil_writes_a_shallower_student_and_rejects_bad_layers(tmp_path, capsys):
+    from tiny_models import tiny_classifier_dir
+
+    from llmbook.evaluate import load_for_inference
+
+    teacher = tiny_classifier_dir(tmp_path / "teacher", layers=2)
+    out = tmp_path / "student"
+    assert main(["distil", "--teacher", str(teacher), "--profile", "smoke", "--layers", "1",
+                 "--transfer", "16", "--out", str(out)]) == 0
+    assert "1-layer student: validation accuracy" in capsys.readouterr().out
+    _, student = load_for_inference(out)
+    assert student.config.num_hidden_layers == 1
+    for bad, message in (("0,5", "keep must be increasing"), ("a,b", "comma-separated")):
+        assert main(["distil", "--teacher", str(teacher), "--profile", "smoke",
+                     "--layers", bad, "--out", str(tmp_path / bad)]) == 2
+        assert message in capsys.readouterr().err

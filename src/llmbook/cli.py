@@ -1,6 +1,7 @@
-"""Command line: ``llmbook finetune | pretrain | predict | evaluate | export | serve``.
+"""Command line: ``llmbook finetune | pretrain | distil | predict | evaluate | export | serve``.
 
 * ``llmbook finetune --task rotten_tomatoes --profile cpu --out runs/rt``
+* ``llmbook distil --teacher runs/rt --layers 0,1,3,5 --out runs/rt-4l`` (chapter 10)
 * ``llmbook pretrain --from-scratch|--from MODEL --corpus imdb --out runs/mlm`` (a model
   directory that ``llmbook finetune --model runs/mlm`` accepts)
 * ``llmbook predict --model runs/rt "text" ...`` or
@@ -115,6 +116,33 @@ def _finetune(args) -> int:
     return 0
 
 
+def _distil(args) -> int:
+    from dataclasses import replace
+
+    from llmbook.distil import DistilSpec, distil
+    from llmbook.profiles import get_profile
+
+    overrides = {k: v for k, v in {"epochs": args.epochs, "learning_rate": args.lr,
+                                   "seed": args.seed}.items() if v is not None}
+    spec = DistilSpec.from_profile(args.teacher, args.task, get_profile(args.profile),
+                                   **overrides)
+    if args.layers:
+        try:
+            spec = replace(spec, keep_layers=tuple(int(i) for i in args.layers.split(",")))
+        except ValueError:
+            raise ValueError(f"--layers takes comma-separated layer indices, e.g. 0,1,3,5; got "
+                             f"{args.layers!r}") from None
+    if args.transfer is not None:
+        spec = replace(spec, transfer_size=args.transfer)
+    run = distil(spec, out=args.out, force=args.force)
+    validation = run.metrics["best_validation"]
+    print(f"model: {run.model_dir}{' (cached)' if run.cached else ''}")
+    print(f"{run.metrics['layers']}-layer student: validation accuracy "
+          f"{validation['accuracy']:.4f} (trained {run.metrics['train_seconds']:.0f} s on "
+          f"{run.metrics['transfer_examples']} texts)")
+    return 0
+
+
 def _pretrain(args) -> int:
     from llmbook.pretrain import SCRATCH, pretrain, spec_for
     from llmbook.profiles import get_profile
@@ -214,6 +242,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
     p.set_defaults(func=_finetune)
+
+    p = commands.add_parser("distil", help="distil a fine-tuned model into fewer layers")
+    p.add_argument("--teacher", required=True, help="model directory from `llmbook finetune`")
+    p.add_argument("--task", choices=TASKS, default="rotten_tomatoes")
+    p.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None)
+    p.add_argument("--layers", help="encoder layers the student keeps, e.g. 0,1,3,5 "
+                   "(default: the profile's)")
+    p.add_argument("--transfer", type=int, help="unlabeled IMDb sentences added to the "
+                   "transfer set (default: the profile's)")
+    p.add_argument("--out", default=None, help="output directory (default: the runs/ cache)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
+    p.set_defaults(func=_distil)
 
     p = commands.add_parser("pretrain", help="masked-LM pre-training on the IMDb corpus")
     start = p.add_mutually_exclusive_group(required=True)

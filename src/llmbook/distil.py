@@ -179,22 +179,24 @@ def transfer_set(spec: DistilSpec, splits, teacher, tokenizer) -> Dataset:
                               "teacher_logits": logits.tolist()})
 
 
-def distil(spec: DistilSpec, force: bool = False) -> FinetuneRun:
+def distil(spec: DistilSpec, out: str | Path | None = None, force: bool = False
+           ) -> FinetuneRun:
     """Train (or load from the ``runs/`` cache) the student described by ``spec``.
 
+    ``out`` overrides the cache directory; ``force`` retrains even when a finished run exists.
     The best evaluation on the task's validation split is kept; the test split is not used.
     """
     key_config = spec.cache_config()
-    directory = run_dir("distil", key_config)
+    directory = Path(out) if out else run_dir("distil", key_config)
     finished = None if force else finished_metrics(directory, key_config)
     if finished is not None:
         return FinetuneRun(directory, finished, cached=True)
 
     tokenizer, teacher = load_for_inference(spec.teacher)
     splits = limit_sizes(load_sentiment(spec.task), spec.train_size, spec.eval_size)
+    student = drop_layers(teacher, spec.keep_layers).train()  # checks the layers first
     with Timer() as labeling:
         transfer = transfer_set(spec, splits, teacher, tokenizer)
-    student = drop_layers(teacher, spec.keep_layers).train()
     del teacher
     train(Distiller(student, spec.temperature, spec.alpha), tokenizer,
           tokenize_dataset(transfer, tokenizer, spec.max_length),
