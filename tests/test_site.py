@@ -103,8 +103,11 @@ def _build_smoke_site(out: Path) -> Path:
         lines = [line for line in (result.stdout + result.stderr).splitlines()
                  if not any(word in line for word in noise)]
         causes = [line for line in lines if re.search(r"warning|error|exception", line, re.I)]
+        # a failed notebook's traceback is only in its report, inside ``out`` (deleted after)
+        reports = [f"--- {path.name}\n{path.read_text()[-3000:]}"
+                   for path in sorted(out.rglob("*.err.log"))]
         pytest.fail("jupyter-book build -W failed (smoke profile):\n"
-                    + "\n".join((causes or lines)[-30:]))
+                    + "\n".join((causes or lines)[-30:] + reports))
     return out / "_build" / "html"
 
 

@@ -194,7 +194,7 @@ def distil(spec: DistilSpec, out: str | Path | None = None, force: bool = False
 
     tokenizer, teacher = load_for_inference(spec.teacher)
     splits = limit_sizes(load_sentiment(spec.task), spec.train_size, spec.eval_size)
-    student = drop_layers(teacher, spec.keep_layers).train()  # checks the layers first
+    student = drop_layers(teacher, spec.keep_layers)  # checks the layers before labelling
     with Timer() as labeling:
         transfer = transfer_set(spec, splits, teacher, tokenizer)
     del teacher
