@@ -100,12 +100,16 @@ def _good_rows(path: Path, need_label: bool) -> tuple[list[dict], int]:
     return rows, bad
 
 
+def _given(**options) -> dict:
+    """The options given on the command line (``None`` means "the profile's default")."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def _finetune(args) -> int:
     from llmbook.finetune import FinetuneSpec, finetune
     from llmbook.profiles import get_profile
 
-    overrides = {k: v for k, v in {"epochs": args.epochs, "learning_rate": args.lr,
-                                   "seed": args.seed}.items() if v is not None}
+    overrides = _given(epochs=args.epochs, learning_rate=args.lr, seed=args.seed)
     spec = FinetuneSpec.from_profile(args.task, get_profile(args.profile), args.model,
                                      method=args.method, rank=args.rank, **overrides)
     run = finetune(spec, out=args.out, force=args.force)
@@ -122,8 +126,7 @@ def _distil(args) -> int:
     from llmbook.distil import DistilSpec, distil
     from llmbook.profiles import get_profile
 
-    overrides = {k: v for k, v in {"epochs": args.epochs, "learning_rate": args.lr,
-                                   "seed": args.seed}.items() if v is not None}
+    overrides = _given(epochs=args.epochs, learning_rate=args.lr, seed=args.seed)
     spec = DistilSpec.from_profile(args.teacher, args.task, get_profile(args.profile),
                                    **overrides)
     if args.layers:
@@ -147,8 +150,7 @@ def _pretrain(args) -> int:
     from llmbook.pretrain import SCRATCH, pretrain, spec_for
     from llmbook.profiles import get_profile
 
-    overrides = {k: v for k, v in {"steps": args.steps, "learning_rate": args.lr,
-                                   "seed": args.seed}.items() if v is not None}
+    overrides = _given(steps=args.steps, learning_rate=args.lr, seed=args.seed)
     source = SCRATCH if args.from_scratch else args.source
     run = pretrain(spec_for(get_profile(args.profile), source, whole_word=args.whole_word,
                             **overrides), out=args.out, force=args.force)
