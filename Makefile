@@ -20,14 +20,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[book,dev]"
 	touch $@
 
-# jupyter-cache keys outputs on the notebook's code, not on the profile: start a fresh cache
-# whenever the profile differs from the one the cache was built with.  Progress bars are
-# switched off (TQDM_DISABLE) because on a static page they are hundreds of stale lines.
+# jupyter-cache keys outputs on the notebook's code only, not on the profile or on the library
+# the notebooks import: start a fresh cache whenever the profile or the library (src/, the
+# pinned dependencies) differs from what the cache was built with, so that no page shows
+# outputs of code that has changed.  Trained models stay in runs/, keyed by their own
+# configuration, so re-executing reuses them.  Progress bars are switched off (TQDM_DISABLE)
+# because on a static page they are hundreds of stale lines.
+BOOK_INPUTS = $(LLMBOOK_PROFILE) $(shell cat pyproject.toml $$(find src -name '*.py' | LC_ALL=C sort) | sha256sum | cut -c1-16)
 book: $(STAMP)
 	@mkdir -p _build
-	@if [ "$$(cat _build/.profile 2>/dev/null)" != "$(LLMBOOK_PROFILE)" ]; then \
+	@if [ "$$(cat _build/.profile 2>/dev/null)" != "$(BOOK_INPUTS)" ]; then \
 		rm -rf _build/.jupyter_cache _build/html _build/jupyter_execute; \
-		echo "$(LLMBOOK_PROFILE)" > _build/.profile; fi
+		echo "$(BOOK_INPUTS)" > _build/.profile; fi
 	LLMBOOK_PROFILE=$(LLMBOOK_PROFILE) TQDM_DISABLE=1 $(BIN)/jupyter-book build . -W --keep-going
 	@echo "Book: $(CURDIR)/_build/html/index.html (profile $(LLMBOOK_PROFILE))"
 

@@ -1,5 +1,8 @@
 """GitHub Actions workflows: valid YAML, and the two jobs do what the README promises."""
 
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,27 @@ def test_gpu_job_runs_nbval_on_a_self_hosted_gpu_runner():
     assert "download.pytorch.org/whl/cu" in env["TORCH_SPEC"]
     assert "--nbval" in runs(job) and "notebooks/" in runs(job)
     assert "torch.cuda.is_available()" in runs(job), "fail fast when no GPU is visible"
+
+
+def book_stamp(project: Path, profile: str = "cpu") -> str:
+    """What ``make book`` would record in ``_build/.profile`` for ``project`` (a dry run)."""
+    plan = subprocess.run(["make", "-n", "book", f"LLMBOOK_PROFILE={profile}"], cwd=project,
+                          capture_output=True, text=True, check=True).stdout
+    (stamp,) = re.findall(r'echo "([^"]+)" > _build/.profile', plan)
+    return stamp
+
+
+def test_make_book_re_executes_when_the_profile_or_the_library_changes(tmp_path):
+    # jupyter-cache keys outputs on notebook code only: the Makefile's stamp must cover what the
+    # notebooks import, or a library change would publish stale outputs (the pages cache too).
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path)
+    shutil.copytree(ROOT / "src", tmp_path / "src")
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / ".installed").touch()  # newer than pyproject.toml: no install step
+    before = book_stamp(tmp_path)
+    assert before == book_stamp(tmp_path) and before.startswith("cpu ")
+    assert book_stamp(tmp_path, "smoke") != before
+    module = next((tmp_path / "src").rglob("*.py"))
+    module.write_text(module.read_text() + "\n# changed\n")
+    assert book_stamp(tmp_path) != before
