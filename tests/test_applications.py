@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmbook.applications import (
+from llmbook.responsible import (
     ABSTAIN,
     abstention_report,
     choose_threshold,
@@ -109,8 +109,8 @@ def test_interest_profile_tags_and_projection():
 
 
 def test_tweets_load_with_labels_and_topics():
-    from llmbook.applications import AIRLINE_PATTERN, APPLE_PATTERN, tweets_about
     from llmbook.data import TWEET_SENTIMENTS, load_tweets
+    from llmbook.responsible import AIRLINE_PATTERN, APPLE_PATTERN, tweets_about
 
     tweets = load_tweets()
     assert len(tweets) > 30_000 and tweets["text"].is_unique

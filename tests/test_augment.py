@@ -1,4 +1,4 @@
-"""llmbook.augment: EDA operations and masked-LM substitution keep labels and are repeatable."""
+"""llmbook.training.augmentation: EDA operations and masked-LM substitution keep labels and are repeatable."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,9 @@ import torch
 from datasets import ClassLabel, Dataset, Features, Value
 from transformers import BertConfig, BertForMaskedLM
 
-from llmbook.augment import (
+from llmbook.core import set_seed
+from llmbook.models import load_tokenizer
+from llmbook.training import (
     EmbeddingNeighbours,
     MaskedLMSubstituter,
     augment_dataset,
@@ -18,8 +20,6 @@ from llmbook.augment import (
     random_swap,
     synonym_replacement,
 )
-from llmbook.models import load_tokenizer
-from llmbook.utils import set_seed
 
 TEXTS = ["a gripping and beautifully acted drama about grief",
          "the plot is dull and the jokes fall flat",

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from llmbook.baselines import (
+from llmbook.adaptation import (
     VADER_DEFAULT_THRESHOLD,
     VADER_THRESHOLDS,
     LinearProbe,
@@ -10,8 +10,8 @@ from llmbook.baselines import (
     VaderLexicon,
     run_baselines,
 )
+from llmbook.core import get_profile
 from llmbook.data import load_sentiment, subsample
-from llmbook.profiles import get_profile
 
 POSITIVE = [
     "This movie is wonderful, I loved every minute of it!",

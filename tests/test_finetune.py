@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from llmbook.finetune import FinetuneRun, FinetuneSpec, seed_summary
-from llmbook.profiles import get_profile
+from llmbook.adaptation import FinetuneRun, FinetuneSpec, seed_summary
+from llmbook.core import get_profile
 
 
 def _run(seed, validation, test):
@@ -38,7 +38,7 @@ def test_cache_key_of_a_local_model_uses_its_run_record(tmp_path):
 
 
 def test_finished_metrics_requires_weights_and_the_same_spec(tmp_path):
-    from llmbook.runs import finished_metrics
+    from llmbook.core import finished_metrics
 
     (tmp_path / "metrics.json").write_text('{"spec": {"lr": 1}, "test": {}}')
     assert finished_metrics(tmp_path, {"lr": 1}) is None  # no weights yet
@@ -48,15 +48,15 @@ def test_finished_metrics_requires_weights_and_the_same_spec(tmp_path):
 
 
 def test_options_added_later_enter_the_cache_key_only_when_set(monkeypatch):
-    from llmbook import finetune as ft
-    from llmbook.runs import drop_unset
+    from llmbook.adaptation import ADDED_TRAIN_OPTIONS, FinetuneSpec
+    from llmbook.core import drop_unset
 
     assert drop_unset({"a": 1, "b": 0.0, "c": 2}, {"b": 0.0, "c": 0}) == {"a": 1, "c": 2}
-    spec = ft.FinetuneSpec.from_profile("rotten_tomatoes", get_profile("smoke"))
+    spec = FinetuneSpec.from_profile("rotten_tomatoes", get_profile("smoke"))
     before = spec.cache_config()
-    monkeypatch.setitem(ft.ADDED_TRAIN_OPTIONS, "seed", 0)  # pretend `seed` were new
+    monkeypatch.setitem(ADDED_TRAIN_OPTIONS, "seed", 0)  # pretend `seed` were new
     assert "seed" not in spec.cache_config()["train"]
-    changed = ft.FinetuneSpec.from_profile("rotten_tomatoes", get_profile("smoke"), seed=1)
+    changed = FinetuneSpec.from_profile("rotten_tomatoes", get_profile("smoke"), seed=1)
     assert changed.cache_config()["train"]["seed"] == 1
-    monkeypatch.delitem(ft.ADDED_TRAIN_OPTIONS, "seed")
+    monkeypatch.delitem(ADDED_TRAIN_OPTIONS, "seed")
     assert spec.cache_config() == before

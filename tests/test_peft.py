@@ -5,10 +5,19 @@ import torch
 from datasets import Dataset
 from transformers import BertConfig, BertForSequenceClassification
 
-from llmbook import peft as lp
-from llmbook.models import load_tokenizer
-from llmbook.tokenization import tokenize_dataset
-from llmbook.train import TrainConfig, train
+from llmbook.adaptation import training_cost
+from llmbook.data import tokenize_dataset
+from llmbook.models import (
+    adalora_ranks,
+    adapt,
+    count_parameters,
+    load_adapted,
+    load_tokenizer,
+    merge_for_deployment,
+    save_record,
+    step_hooks,
+)
+from llmbook.training import TrainConfig, train
 
 HIDDEN, LAYERS, INTERMEDIATE = 32, 2, 64
 HEAD = HIDDEN * 2 + 2  # the classifier always trains
@@ -35,7 +44,7 @@ def base_dir(tmp_path_factory, tokenizer):
 def adapted(base_dir, method, **options):
     torch.manual_seed(1)
     model = BertForSequenceClassification.from_pretrained(base_dir)
-    return lp.adapt(model, method, total_steps=20, **options)
+    return adapt(model, method, total_steps=20, **options)
 
 
 def batch(tokenizer):
@@ -52,14 +61,14 @@ EXPECTED_TRAINABLE = {
 
 @pytest.mark.parametrize("method", sorted(EXPECTED_TRAINABLE))
 def test_trainable_parameter_counts(base_dir, method):
-    trainable, total = lp.count_parameters(adapted(base_dir, method))
+    trainable, total = count_parameters(adapted(base_dir, method))
     assert trainable == EXPECTED_TRAINABLE[method] + HEAD
     assert trainable < total
 
 
 def test_full_method_leaves_the_model_alone(base_dir):
     model = BertForSequenceClassification.from_pretrained(base_dir)
-    assert lp.adapt(model, "full") is model
+    assert adapt(model, "full") is model
 
 
 def test_unknown_method_is_a_clear_error(base_dir):
@@ -89,8 +98,8 @@ def test_save_and_reload_give_identical_logits(base_dir, tokenizer, tmp_path, me
     inputs = batch(tokenizer)
     model, expected = trained(base_dir, method, inputs)
     model.save_pretrained(tmp_path)
-    lp.save_record(tmp_path, method, str(base_dir))
-    reloaded = lp.load_adapted(tmp_path)
+    save_record(tmp_path, method, str(base_dir))
+    reloaded = load_adapted(tmp_path)
     with torch.no_grad():
         assert torch.allclose(reloaded(**inputs).logits, expected, atol=1e-6)
     # and the trained head really was saved (a fresh head would give other logits)
@@ -104,7 +113,7 @@ def test_merged_model_matches_the_adapter_model(base_dir, tokenizer, method):
     inputs = batch(tokenizer)
     model, expected = trained(base_dir, method, inputs)
     with torch.no_grad():
-        merged = lp.merge_for_deployment(model)
+        merged = merge_for_deployment(model)
         assert isinstance(merged, BertForSequenceClassification)
         assert torch.allclose(merged(**inputs).logits, expected, atol=1e-5)
 
@@ -112,7 +121,7 @@ def test_merged_model_matches_the_adapter_model(base_dir, tokenizer, method):
 @pytest.mark.parametrize("method", ["prompt", "prefix"])
 def test_virtual_token_methods_cannot_be_merged(base_dir, method):
     with pytest.raises(ValueError, match="virtual tokens"):
-        lp.merge_for_deployment(adapted(base_dir, method))
+        merge_for_deployment(adapted(base_dir, method))
 
 
 def test_prefix_tuning_is_padding_invariant(base_dir, tokenizer):
@@ -142,14 +151,14 @@ def test_adalora_budget_changes_the_ranks(base_dir, tokenizer):
     data = Dataset.from_dict({"text": texts, "label": [1, 0] * 18})
     encoded = tokenize_dataset(data, tokenizer, 16)
     model = adapted(base_dir, "adalora", rank=8)  # init rank 12, target rank 4
-    before = lp.adalora_ranks(model)
+    before = adalora_ranks(model)
     assert set(before.values()) == {12}
     steps = 20
     train(model, tokenizer, encoded, encoded,
           TrainConfig(max_steps=steps, epochs=1, batch_size=4, learning_rate=1e-2,
                       progress=False, eval_every=steps),
-          step_hooks=lp.step_hooks(model))
-    after = lp.adalora_ranks(model)
+          step_hooks=step_hooks(model))
+    after = adalora_ranks(model)
     assert after.keys() == before.keys()
     assert sum(after.values()) < sum(before.values())
     assert sum(after.values()) <= 4 * len(after)  # the final budget: target rank on average
@@ -157,7 +166,7 @@ def test_adalora_budget_changes_the_ranks(base_dir, tokenizer):
 
 
 def test_training_cost_is_measured_in_a_fresh_process():
-    cost = lp.training_cost("lora", batch_size=4, max_length=16, steps=1)
+    cost = training_cost("lora", batch_size=4, max_length=16, steps=1)
     assert cost["peak_mb"] >= cost["loaded_mb"] > 0 and cost["examples_per_second"] > 0
     with pytest.raises(ValueError, match="choose one of"):
-        lp.training_cost("bitfit")
+        training_cost("bitfit")

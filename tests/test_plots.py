@@ -3,12 +3,13 @@ import numpy as np
 import pytest
 
 from llmbook import plots
+from llmbook.plots.foundations import CONCEPT_EDGES, _tree_layout
 
 matplotlib.use("Agg")
 
 
 def test_concept_map_layout_centres_parents_over_children():
-    layout = plots._tree_layout(plots.CONCEPT_EDGES)
+    layout = _tree_layout(CONCEPT_EDGES)
     assert layout["Large pretrained model"][1] == 0
     ft = layout["Fine-tuning"][0]
     kids = [layout["Full fine-tuning"][0], layout["Parameter-efficient\nfine-tuning"][0]]
@@ -18,7 +19,7 @@ def test_concept_map_layout_centres_parents_over_children():
 
 def test_concept_map_rejects_two_roots():
     with pytest.raises(ValueError, match="one root"):
-        plots._tree_layout([("a", "b"), ("c", "d")])
+        _tree_layout([("a", "b"), ("c", "d")])
 
 
 def test_figures_draw():

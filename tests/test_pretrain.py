@@ -6,8 +6,8 @@ import pytest
 from transformers import AutoModelForSequenceClassification
 
 from llmbook.cli import main
-from llmbook.pretrain import SCRATCH, PretrainSpec, pretrain, spec_for, train_wordpiece
-from llmbook.profiles import get_profile
+from llmbook.core import get_profile
+from llmbook.pretraining import SCRATCH, PretrainSpec, pretrain, spec_for, train_wordpiece
 
 TEXTS = ["the film was wonderful and the acting superb",
          "a dull, lifeless sequel with a predictable plot",

@@ -1,8 +1,8 @@
-"""Masking of personal data in logged request texts (llmbook.privacy, chapter 11)."""
+"""Masking of personal data in logged request texts (llmbook.deployment.serving.privacy, chapter 11)."""
 
 import pytest
 
-from llmbook.privacy import mask_pii
+from llmbook.deployment.serving import mask_pii
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -2,19 +2,19 @@ import dataclasses
 
 import pytest
 
-from llmbook import profiles
+from llmbook.core import PROFILES, get_profile
 
 
 def test_env_variable_selects_profile(monkeypatch):
     monkeypatch.setenv("LLMBOOK_PROFILE", "cpu")
-    assert profiles.get_profile().name == "cpu"
+    assert get_profile().name == "cpu"
     monkeypatch.setenv("LLMBOOK_PROFILE", " Smoke ")
-    assert profiles.get_profile().name == "smoke"
+    assert get_profile().name == "smoke"
 
 
 def test_argument_wins_over_env(monkeypatch):
     monkeypatch.setenv("LLMBOOK_PROFILE", "cpu")
-    assert profiles.get_profile("gpu").name == "gpu"
+    assert get_profile("gpu").name == "gpu"
 
 
 def test_default_is_cpu_without_cuda_and_gpu_with_it(monkeypatch):
@@ -22,19 +22,19 @@ def test_default_is_cpu_without_cuda_and_gpu_with_it(monkeypatch):
 
     monkeypatch.delenv("LLMBOOK_PROFILE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert profiles.get_profile().name == "cpu"
+    assert get_profile().name == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert profiles.get_profile().name == "gpu"
+    assert get_profile().name == "gpu"
 
 
 def test_unknown_profile_names_valid_ones(monkeypatch):
     monkeypatch.setenv("LLMBOOK_PROFILE", "laptop")
     with pytest.raises(ValueError, match="smoke, cpu, gpu"):
-        profiles.get_profile()
+        get_profile()
 
 
 def test_profiles_are_frozen_and_ordered_by_size():
-    smoke, cpu, gpu = (profiles.PROFILES[n] for n in ("smoke", "cpu", "gpu"))
+    smoke, cpu, gpu = (PROFILES[n] for n in ("smoke", "cpu", "gpu"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         smoke.epochs = 10
     assert smoke.train_size < 1_000 and cpu.train_size is None

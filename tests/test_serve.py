@@ -1,4 +1,4 @@
-"""The sentiment API (llmbook.serve, chapter 11): auth, limits, bad input, metrics, batching."""
+"""The sentiment API (llmbook.deployment.serving.app, chapter 11): auth, limits, bad input, metrics, batching."""
 
 import asyncio
 import json
@@ -13,10 +13,18 @@ import pytest
 from fastapi.testclient import TestClient
 from tiny_models import tiny_classifier_dir
 
-from llmbook import deploy
 from llmbook.cli import main
-from llmbook.loadtest import ServerProcess, closed_loop, open_loop, replicas_needed, run_sync
-from llmbook.serve import ServeConfig, StartupError, create_app, load_api_keys
+from llmbook.deployment import (
+    ManifestError,
+    ServerProcess,
+    closed_loop,
+    export_model,
+    open_loop,
+    replicas_needed,
+    run_sync,
+    write_manifest,
+)
+from llmbook.deployment.serving import ServeConfig, StartupError, create_app, load_api_keys
 
 KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -26,7 +34,7 @@ SMALL = ServeConfig(max_text_chars=100, max_request_texts=4, max_body_bytes=2_00
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     directory = tiny_classifier_dir(tmp_path_factory.mktemp("served"))
-    deploy.write_manifest(directory)
+    write_manifest(directory)
     return directory
 
 
@@ -150,7 +158,7 @@ def test_metrics_after_traffic(client):
 
 
 def test_logs_mask_personal_data_and_never_show_the_key(client, caplog):
-    with caplog.at_level(logging.INFO, logger="llmbook.serve"):
+    with caplog.at_level(logging.INFO, logger="llmbook.deployment.serving.app"):
         post(client, {"text": "loved it, mail me at fan@example.com or call 555-123-4567"})
     logged = caplog.text
     assert "[EMAIL]" in logged and "[PHONE]" in logged
@@ -163,14 +171,14 @@ def test_tampered_model_refuses_to_start(model_dir, tmp_path, capsys):
     config = json.loads((copy / "config.json").read_text())
     config["id2label"] = {"0": "positive", "1": "negative"}  # a swapped label map
     (copy / "config.json").write_text(json.dumps(config))
-    with pytest.raises(deploy.ManifestError, match="config.json does not match"):
+    with pytest.raises(ManifestError, match="config.json does not match"):
         create_app(copy, api_keys=[KEY])
     assert main(["serve", "--model", str(copy)]) == 2
     assert "refusing to start" in capsys.readouterr().err
 
 
 def test_onnx_backend(model_dir, tmp_path):
-    exported = deploy.export_model(model_dir, tmp_path / "onnx")
+    exported = export_model(model_dir, tmp_path / "onnx")
     with TestClient(create_app(exported, api_keys=[KEY])) as client:
         torch_app = TestClient(create_app(model_dir, api_keys=[KEY]))
         onnx_body = post(client, {"texts": ["a gem", "a mess"]}).json()

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
+from llmbook.data import token_lengths, tokenize_dataset, truncation_rate
 from llmbook.models import load_tokenizer
-from llmbook.tokenization import token_lengths, tokenize_dataset, truncation_rate
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ from transformers import (
     BertForSequenceClassification,
 )
 
+from llmbook.core import set_seed
+from llmbook.data import tokenize_dataset
 from llmbook.models import load_tokenizer
-from llmbook.tokenization import tokenize_dataset
-from llmbook.train import LengthGroupedBatchSampler, TrainConfig, parameter_groups, train
-from llmbook.utils import set_seed
+from llmbook.training import LengthGroupedBatchSampler, TrainConfig, parameter_groups, train
 
 FILLER = "the a movie film plot actor scene story was is it this".split()
 
@@ -204,7 +204,7 @@ def test_config_rejects_nonsense():
 
 
 def test_schedule_lrs_matches_the_closed_form():
-    from llmbook.train import schedule_lrs
+    from llmbook.training import schedule_lrs
 
     rates = schedule_lrs(1.0, warmup_steps=2, num_training_steps=10, steps=10)
     expected = [0.0, 0.5] + [(10 - s) / 8 for s in range(2, 10)]

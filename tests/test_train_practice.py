@@ -11,14 +11,13 @@ import torch
 from datasets import Dataset
 from transformers import BertConfig, BertForSequenceClassification
 
-from llmbook.finetune import FinetuneRun, FinetuneSpec
+from llmbook.adaptation import FinetuneRun, FinetuneSpec
+from llmbook.core import get_profile, set_seed
+from llmbook.data import tokenize_dataset
 from llmbook.models import load_classifier, load_tokenizer
 from llmbook.plots import plot_lr_sweep
 from llmbook.practice import last_eval, remedy_summary
-from llmbook.profiles import get_profile
-from llmbook.tokenization import tokenize_dataset
-from llmbook.train import TrainConfig, adversarial_backward, schedule_lrs, train
-from llmbook.utils import set_seed
+from llmbook.training import TrainConfig, adversarial_backward, schedule_lrs, train
 
 PEAK, WARMUP, TOTAL = 1e-3, 10, 100
 

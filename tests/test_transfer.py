@@ -4,10 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from llmbook.adaptation import FinetuneSpec, finetune, forgetting, task_spec
+from llmbook.core import get_profile
 from llmbook.data import load_sentiment
-from llmbook.finetune import FinetuneSpec, finetune
-from llmbook.profiles import get_profile
-from llmbook.transfer import forgetting, task_spec
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,10 @@ import torch
 from datasets import Dataset
 from transformers import BertConfig, BertForMaskedLM
 
+from llmbook.adaptation import calibrate, cloze_probs, few_shot_spec
+from llmbook.core import get_profile
 from llmbook.data import sample_per_class
-from llmbook.fewshot import few_shot_spec
 from llmbook.models import load_tokenizer
-from llmbook.profiles import get_profile
-from llmbook.zeroshot import calibrate, cloze_probs
 
 
 def test_calibration_divides_out_the_content_free_prior():

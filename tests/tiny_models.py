@@ -4,9 +4,9 @@ from pathlib import Path
 
 from transformers import BertConfig, BertForSequenceClassification
 
+from llmbook.core import set_seed
 from llmbook.data import LABEL_NAMES
 from llmbook.models import load_tokenizer
-from llmbook.utils import set_seed
 
 
 def tiny_classifier_dir(directory: Path, layers: int = 2, heads: int = 4) -> Path:

@@ -24,8 +24,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmbook.data import LABEL_NAMES, TASKS
-from llmbook.peft import METHODS
+from llmbook.data.corpora import LABEL_NAMES, TASKS
+from llmbook.models.adapters import METHODS
 
 
 class RowError(ValueError):
@@ -106,8 +106,8 @@ def _given(**options) -> dict:
 
 
 def _finetune(args) -> int:
-    from llmbook.finetune import FinetuneSpec, finetune
-    from llmbook.profiles import get_profile
+    from llmbook.adaptation.finetune import FinetuneSpec, finetune
+    from llmbook.core.profiles import get_profile
 
     overrides = _given(epochs=args.epochs, learning_rate=args.lr, seed=args.seed)
     spec = FinetuneSpec.from_profile(args.task, get_profile(args.profile), args.model,
@@ -123,8 +123,8 @@ def _finetune(args) -> int:
 def _distil(args) -> int:
     from dataclasses import replace
 
-    from llmbook.distil import DistilSpec, distil
-    from llmbook.profiles import get_profile
+    from llmbook.core.profiles import get_profile
+    from llmbook.deployment.distillation import DistilSpec, distil
 
     overrides = _given(epochs=args.epochs, learning_rate=args.lr, seed=args.seed)
     spec = DistilSpec.from_profile(args.teacher, args.task, get_profile(args.profile),
@@ -147,8 +147,8 @@ def _distil(args) -> int:
 
 
 def _pretrain(args) -> int:
-    from llmbook.pretrain import SCRATCH, pretrain, spec_for
-    from llmbook.profiles import get_profile
+    from llmbook.core.profiles import get_profile
+    from llmbook.pretraining.runs import SCRATCH, pretrain, spec_for
 
     overrides = _given(steps=args.steps, learning_rate=args.lr, seed=args.seed)
     source = SCRATCH if args.from_scratch else args.source
@@ -162,7 +162,7 @@ def _pretrain(args) -> int:
 
 
 def _predict(args) -> int:
-    from llmbook.evaluate import load_for_inference, predict_proba
+    from llmbook.models.inference import load_for_inference, predict_proba
 
     if bool(args.texts) == bool(args.input):
         raise SystemExit("error: give texts to score or --input FILE, not both or neither")
@@ -190,7 +190,8 @@ def _predict(args) -> int:
 def _evaluate(args) -> int:
     from datasets import Dataset
 
-    from llmbook.evaluate import evaluate_classifier, load_for_inference
+    from llmbook.models.inference import load_for_inference
+    from llmbook.training.evaluation import evaluate_classifier
 
     path = Path(args.input)
     rows, bad = _good_rows(path, need_label=True)
@@ -209,7 +210,7 @@ def _evaluate(args) -> int:
 
 
 def _export(args) -> int:
-    from llmbook.deploy import export_model
+    from llmbook.deployment.export import export_model
 
     out = export_model(args.model, args.out, quantize=None if args.quantize == "none"
                        else args.quantize)
@@ -219,7 +220,8 @@ def _export(args) -> int:
 
 
 def _serve(args) -> int:
-    from llmbook.serve import ServeConfig, run_server
+    from llmbook.deployment.serving.app import run_server
+    from llmbook.deployment.serving.config import ServeConfig
 
     config = ServeConfig(max_batch=args.max_batch, queue_size=args.queue_size)
     return run_server(args.model, backend=args.backend, host=args.host, port=args.port,
@@ -296,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (gets a sha256 manifest)")
     p.set_defaults(func=_export)
 
-    p = commands.add_parser("serve", help="serve a model over HTTP (see llmbook.serve)")
+    p = commands.add_parser("serve", help="serve a model over HTTP (see llmbook.deployment.serving.app)")
     p.add_argument("--model", required=True, help="model directory with a sha256 manifest")
     p.add_argument("--backend", choices=["onnx", "torch"], default=None,
                    help="default: onnx if the directory holds model.onnx, else torch")

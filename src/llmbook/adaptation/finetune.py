@@ -1,0 +1,211 @@
+"""Fine-tune a sentiment classifier end to end (chapter 4; reused by later chapters and the CLI).
+
+``finetune(FinetuneSpec.from_profile("rotten_tomatoes", profile))`` loads the book's splits,
+tokenizes them, trains with :func:`llmbook.training.loop.train` using the profile's sizes, evaluates
+the best checkpoint on the test split once, and writes everything to a run directory.
+Runs are cached in ``runs/`` by configuration (:mod:`llmbook.core.runs`): calling it again with
+the same settings loads the finished run instead of training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+from datasets import concatenate_datasets
+
+from llmbook import __version__
+from llmbook.adaptation.peft_methods import LEARNING_RATES
+from llmbook.core.profiles import Profile
+from llmbook.core.runs import config_key, drop_unset, finished_metrics, run_dir
+from llmbook.core.utils import Timer, set_seed
+from llmbook.data.corpora import limit_sizes, load_sentiment, sample_per_class, subsample
+from llmbook.data.tokenization import tokenize_dataset
+from llmbook.models.adapters import (
+    adapt,
+    adapter_bytes,
+    check_method,
+    count_parameters,
+    save_record,
+    step_hooks,
+)
+from llmbook.models.inference import load_for_inference
+from llmbook.models.loading import load_classifier, load_tokenizer
+from llmbook.training.augmentation import augment_dataset, make_augmenter
+from llmbook.training.config import METRICS_FILE, TrainConfig
+from llmbook.training.evaluation import evaluate_classifier
+from llmbook.training.loop import train
+
+#: Options added after cache version 2, with their defaults (see :func:`llmbook.core.runs.drop_unset`):
+#: on the spec itself, and on its :class:`~llmbook.training.config.TrainConfig`.
+ADDED_SPEC_OPTIONS: dict = {"method": "full", "rank": 8, "shots_per_class": None,
+                            "replay_task": None, "replay_size": 0,
+                            "dropout": None, "augment": None, "augment_model": None}
+
+ADDED_TRAIN_OPTIONS: dict = {"adversarial_epsilon": 0.0}
+
+
+
+@dataclass(frozen=True)
+class FinetuneSpec:
+    """Everything that determines a fine-tuning run (and so its cache key)."""
+
+    task: str
+    model_name: str
+    max_length: int
+    train_size: int | None
+    eval_size: int | None
+    train: TrainConfig = field(default_factory=TrainConfig)
+    #: hidden and attention dropout of the classifier; None keeps the model's own (chapter 9)
+    dropout: float | None = None
+    #: training-set augmentation (chapter 9): None, "eda" or "mlm" (:mod:`llmbook.training.augmentation`),
+    #: one augmented copy of every training example; "mlm" samples from ``augment_model``
+    augment: str | None = None
+    augment_model: str | None = None
+    #: "full" or a parameter-efficient method of llmbook.models.adapters (chapter 6); rank for (Ada)LoRA
+    method: str = "full"
+    rank: int = 8
+    #: few-shot training set (chapter 7): this many examples per class, drawn with the seed
+    shots_per_class: int | None = None
+    #: rehearsal (chapter 8): mix ``replay_size`` training examples of an earlier task in
+    replay_task: str | None = None
+    replay_size: int = 0
+
+    @classmethod
+    def from_profile(cls, task: str, profile: Profile, model_name: str | None = None,
+                     method: str = "full", rank: int = 8, **train_overrides) -> FinetuneSpec:
+        """The profile's sizes and hyper-parameters, with ``train_overrides`` applied.
+
+        A parameter-efficient ``method`` gets its own learning rate
+        (:data:`llmbook.adaptation.peft_methods.LEARNING_RATES`) unless ``learning_rate`` is overridden.
+        """
+        learning_rate = (profile.learning_rate if method == "full"
+                         else LEARNING_RATES[check_method(method)])
+        config = TrainConfig(
+            epochs=profile.epochs, batch_size=profile.batch_size,
+            eval_batch_size=profile.eval_batch_size, learning_rate=learning_rate,
+            progress=True,
+        )
+        return cls(task=task, model_name=model_name or profile.model_name,
+                   max_length=profile.max_length, train_size=profile.train_size,
+                   eval_size=profile.eval_size, train=replace(config, **train_overrides),
+                   method=check_method(method), rank=rank)
+
+    def total_steps(self, train_examples: int) -> int:
+        """Optimizer steps the run will take on ``train_examples`` examples."""
+        config = self.train
+        per_epoch = math.ceil(math.ceil(train_examples / config.batch_size)
+                              / config.gradient_accumulation_steps)
+        return config.max_steps or per_epoch * config.epochs
+
+    def cache_config(self) -> dict:
+        """The spec as a dict, minus settings that do not change the result."""
+        spec = drop_unset(asdict(self), ADDED_SPEC_OPTIONS)
+        spec["train"] = drop_unset(self.train.result_fields(), ADDED_TRAIN_OPTIONS)
+        for name in ("model_name", "augment_model"):
+            if spec.get(name) is not None:
+                spec[name] = model_key(spec[name])
+        return {"llmbook": __version__, **spec}
+
+
+
+def model_key(name: str) -> str:
+    """A locally trained model is keyed on its own run record, not on its path."""
+    model = Path(name)
+    if model.is_dir() and (model / METRICS_FILE).exists():
+        return json.loads((model / METRICS_FILE).read_text()).get("run_key", name)
+    return name
+
+
+
+@dataclass
+class FinetuneRun:
+    """A finished run: where it is and what it measured."""
+
+    model_dir: Path
+    metrics: dict
+    cached: bool
+
+    @property
+    def test_metrics(self) -> dict:
+        return self.metrics["test"]
+
+    def load(self):
+        """``(tokenizer, model)`` of the best checkpoint, ready for inference."""
+        return load_for_inference(self.model_dir)
+
+
+
+def finetune(spec: FinetuneSpec, out: str | Path | None = None, force: bool = False
+             ) -> FinetuneRun:
+    """Train (or load from the ``runs/`` cache) the run described by ``spec``.
+
+    ``out`` overrides the cache directory.  ``force`` retrains even when a finished run exists.
+    """
+    key_config = spec.cache_config()
+    directory = Path(out) if out else run_dir("finetune", key_config)
+    finished = None if force else finished_metrics(directory, key_config)
+    if finished is not None:
+        return FinetuneRun(directory, finished, cached=True)
+
+    splits = limit_sizes(load_sentiment(spec.task), spec.train_size, spec.eval_size)
+    if spec.replay_task:
+        earlier = subsample(load_sentiment(spec.replay_task)["train"], spec.train_size)
+        splits["train"] = concatenate_datasets([splits["train"],
+                                                subsample(earlier, spec.replay_size)])
+    if spec.shots_per_class:
+        splits["train"] = sample_per_class(splits["train"], spec.shots_per_class,
+                                           seed=spec.train.seed)
+    augment_seconds = 0.0
+    if spec.augment:
+        with Timer() as timer:
+            augmenter = make_augmenter(spec.augment, spec.model_name, spec.augment_model)
+            splits["train"] = augment_dataset(splits["train"], augmenter, seed=spec.train.seed)
+        augment_seconds = timer.seconds
+    tokenizer = load_tokenizer(spec.model_name)
+    tokenizer.model_max_length = spec.max_length  # saved with the model: inference truncates alike
+    # a few-shot run trains a fixed budget and keeps its final weights (chapter 7): a large
+    # validation set would not exist in a real few-shot setting, so none is used
+    used = ("train",) if spec.shots_per_class else ("train", "validation")
+    encoded = {name: tokenize_dataset(splits[name], tokenizer, spec.max_length) for name in used}
+    set_seed(spec.train.seed)
+    model = adapt(load_classifier(num_labels=2, name=spec.model_name, dropout=spec.dropout),
+                  spec.method, rank=spec.rank, total_steps=spec.total_steps(len(splits["train"])))
+    config = replace(spec.train, output_dir=str(directory))
+    if spec.method != "full":
+        directory.mkdir(parents=True, exist_ok=True)
+        save_record(directory, spec.method, spec.model_name)
+    train(model, tokenizer, encoded["train"], encoded.get("validation"), config,
+          step_hooks=step_hooks(model))
+
+    test_metrics, _ = evaluate_classifier(model, tokenizer, splits["test"], spec.max_length,
+                                          spec.train.eval_batch_size)
+    metrics = json.loads((directory / METRICS_FILE).read_text())
+    trainable, total = count_parameters(model)
+    metrics.update(spec=key_config, run_key=config_key(key_config), test=test_metrics,
+                   train_examples=len(splits["train"]), augment_seconds=augment_seconds,
+                   trainable_parameters=trainable, total_parameters=total,
+                   weights_bytes=adapter_bytes(directory))
+    (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    return FinetuneRun(directory, metrics, cached=False)
+
+
+
+def finetune_seeds(spec: FinetuneSpec, seeds: Sequence[int]) -> list[FinetuneRun]:
+    """The run of ``spec`` once per seed (head initialisation, data order, dropout)."""
+    return [finetune(replace(spec, train=replace(spec.train, seed=seed))) for seed in seeds]
+
+
+
+def seed_summary(runs_by_model: dict[str, list[FinetuneRun]]) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of validation and test accuracy, per model."""
+    rows = [{"model": name, "validation accuracy": run.metrics["best_validation"]["accuracy"],
+             "test accuracy": run.test_metrics["accuracy"]}
+            for name, runs in runs_by_model.items() for run in runs]
+    table = pd.DataFrame(rows)
+    return table.groupby("model", sort=False)[["validation accuracy", "test accuracy"]].agg(
+        ["mean", "std"])

@@ -1,0 +1,76 @@
+"""Small helpers every chapter uses: offline mode, seeding, device choice and a timer."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+import warnings
+from dataclasses import dataclass
+
+_HUB_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+
+def is_offline() -> bool:
+    """True unless ``LLMBOOK_OFFLINE`` is set to ``0``/``false``/``no``: offline is the default."""
+    return os.environ.get("LLMBOOK_OFFLINE", "1").strip().lower() not in {"0", "false", "no"}
+
+
+
+def configure_environment() -> None:
+    """Point the Hugging Face libraries at local files only (unless ``LLMBOOK_OFFLINE=0``).
+
+    Must run before ``huggingface_hub`` is imported, which reads these variables once; the
+    package ``__init__`` calls it.  Progress bars from hub downloads are silenced, because in
+    a notebook they spill onto stderr, and so is tqdm's hint to install ipywidgets: our own
+    progress bars are plain text.
+    """
+    if is_offline():
+        for name in _HUB_VARIABLES:
+            os.environ.setdefault(name, "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", message="IProgress not found")
+
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices) so a run can be repeated exactly."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+
+def get_device(prefer: str | None = None):
+    """The device to compute on: ``prefer`` if given, else CUDA, else Apple MPS, else CPU."""
+    import torch
+
+    if prefer:
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+
+@dataclass
+class Timer:
+    """Wall-clock timer used as a context manager: ``with Timer() as t: ...; t.seconds``."""
+
+    seconds: float = 0.0
+    _start: float = 0.0
+
+    def __enter__(self) -> Timer:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self._start

@@ -1,0 +1,61 @@
+"""The book's figures, one module per part; every function returns a matplotlib Figure."""
+
+from llmbook.plots.adaptation import (
+    plot_accuracy_matrix,
+    plot_learning_curves,
+    plot_peft_tradeoff,
+    plot_rank_allocation,
+    plot_stages,
+)
+from llmbook.plots.deployment import (
+    plot_capacity,
+    plot_latency_accuracy,
+)
+from llmbook.plots.foundations import (
+    CONCEPT_EDGES,
+    plot_class_balance,
+    plot_concept_map,
+    plot_length_histograms,
+)
+from llmbook.plots.responsible import (
+    plot_attention_maps,
+    plot_precision_coverage,
+    plot_projection,
+    plot_sentiment_index,
+    plot_token_attributions,
+)
+from llmbook.plots.training import (
+    plot_confusion_matrix,
+    plot_lr_schedules,
+    plot_lr_sweep,
+    plot_results,
+    plot_seed_comparison,
+    plot_sweep,
+    plot_training_curves,
+)
+
+__all__ = [
+    "CONCEPT_EDGES",
+    "plot_accuracy_matrix",
+    "plot_attention_maps",
+    "plot_capacity",
+    "plot_class_balance",
+    "plot_concept_map",
+    "plot_confusion_matrix",
+    "plot_latency_accuracy",
+    "plot_learning_curves",
+    "plot_length_histograms",
+    "plot_lr_schedules",
+    "plot_lr_sweep",
+    "plot_peft_tradeoff",
+    "plot_precision_coverage",
+    "plot_projection",
+    "plot_rank_allocation",
+    "plot_results",
+    "plot_seed_comparison",
+    "plot_sentiment_index",
+    "plot_stages",
+    "plot_sweep",
+    "plot_token_attributions",
+    "plot_training_curves",
+]

@@ -1,0 +1,61 @@
+"""Comparing training recipes over seeds (chapter 9: learning rate, warm-up, overfitting remedies).
+
+Every recipe is a :class:`~llmbook.adaptation.finetune.FinetuneSpec` run once per seed with
+:func:`llmbook.adaptation.finetune.finetune_seeds`; :func:`remedy_summary` turns the runs into the
+chapter's closing table -- validation and test accuracy (mean ± std over seeds), the gain over
+the baseline, and the time cost as a ratio to the baseline's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from llmbook.adaptation.finetune import FinetuneRun
+
+
+def run_seconds(run: FinetuneRun) -> float:
+    """Time a run cost: its training steps plus building an augmented training set, if any."""
+    return run.metrics["train_seconds"] + run.metrics.get("augment_seconds", 0.0)
+
+
+
+def last_eval(run: FinetuneRun) -> dict:
+    """The validation metrics of the last evaluation (the model a run *without* checkpoint
+    selection would keep)."""
+    return run.metrics["eval_log"][-1]
+
+
+
+def _std(values: Sequence[float]) -> float:
+    """Sample standard deviation; NaN for a single seed (the smoke profile)."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+
+
+def remedy_summary(runs: Mapping[str, Sequence[FinetuneRun]], baseline: str = "baseline"
+                   ) -> pd.DataFrame:
+    """One row per recipe: accuracy mean and std over seeds (best validation checkpoint and
+    its test accuracy), gains over ``baseline`` in accuracy points, and time ratio."""
+    if baseline not in runs:
+        raise ValueError(f"no {baseline!r} among the recipes {list(runs)}")
+    rows = []
+    for name, seeds in runs.items():
+        if not seeds:
+            raise ValueError(f"recipe {name!r} has no runs")
+        validation = [run.metrics["best_validation"]["accuracy"] for run in seeds]
+        test = [run.test_metrics["accuracy"] for run in seeds]
+        rows.append({"remedy": name, "seeds": len(seeds),
+                     "validation accuracy": float(np.mean(validation)),
+                     "validation std": _std(validation),
+                     "test accuracy": float(np.mean(test)), "test std": _std(test),
+                     "seconds": float(np.mean([run_seconds(run) for run in seeds]))})
+    table = pd.DataFrame(rows).set_index("remedy")
+    base = table.loc[baseline]
+    table["validation gain (points)"] = 100 * (table["validation accuracy"]
+                                               - base["validation accuracy"])
+    table["test gain (points)"] = 100 * (table["test accuracy"] - base["test accuracy"])
+    table["time vs baseline"] = table["seconds"] / base["seconds"]
+    return table

@@ -1,0 +1,58 @@
+"""Pre-training (chapters 2, 3 and 5): MLM masking, the sparse MLM head, WordPiece from
+scratch, pre-training and domain-adaptive pre-training runs."""
+
+from llmbook.pretraining.masking import (
+    MASK_PROBABILITY,
+    MASK_SHARE,
+    RANDOM_SHARE,
+    BertForSparseMaskedLM,
+    MaskingCollator,
+    fill_mask,
+    fixed_mask_dataset,
+    mask_tokens,
+    masked_token_accuracy,
+    masking_table,
+    perplexity,
+    select_positions,
+    sparse_decoding,
+    special_tokens_mask,
+    tokenize_for_mlm,
+)
+from llmbook.pretraining.runs import (
+    SCRATCH,
+    PretrainRun,
+    PretrainSpec,
+    carry_pooler,
+    domain_adaptation_spec,
+    evaluate_mlm,
+    pretrain,
+    spec_for,
+    train_wordpiece,
+)
+
+__all__ = [
+    "BertForSparseMaskedLM",
+    "MASK_PROBABILITY",
+    "MASK_SHARE",
+    "MaskingCollator",
+    "PretrainRun",
+    "PretrainSpec",
+    "RANDOM_SHARE",
+    "SCRATCH",
+    "carry_pooler",
+    "domain_adaptation_spec",
+    "evaluate_mlm",
+    "fill_mask",
+    "fixed_mask_dataset",
+    "mask_tokens",
+    "masked_token_accuracy",
+    "masking_table",
+    "perplexity",
+    "pretrain",
+    "select_positions",
+    "sparse_decoding",
+    "spec_for",
+    "special_tokens_mask",
+    "tokenize_for_mlm",
+    "train_wordpiece",
+]

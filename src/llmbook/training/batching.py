@@ -1,0 +1,75 @@
+"""Batches for the training loop (chapter 4): dynamic padding and length-grouped sampling."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from torch.utils.data import DataLoader, Sampler
+from transformers import DataCollatorWithPadding
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Batches of indices: shuffled per epoch and, with ``group_by_length``, made of texts of
+    similar length, so dynamic padding wastes little compute.
+
+    Grouping sorts each "mega-batch" of ``mega_batches * batch_size`` shuffled examples by
+    length and cuts it into batches, then shuffles the batch order: randomness is kept while
+    most padding disappears.  ``set_epoch`` makes each epoch's order different and repeatable.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool = True,
+        group_by_length: bool = True,
+        seed: int = 0,
+        mega_batches: int = 50,
+    ):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.group_by_length = group_by_length
+        self.seed = seed
+        self.mega_batches = mega_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed + self.epoch)
+        n = len(self.lengths)
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.group_by_length:
+            size = self.batch_size * self.mega_batches if self.shuffle else n
+            order = np.concatenate(
+                [
+                    chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+                    for chunk in np.array_split(order, max(1, math.ceil(n / size)))
+                ]
+            )
+        batches = [order[i : i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
+        if self.shuffle and self.group_by_length:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        yield from batches
+
+
+
+def make_collator(tokenizer, padding: str = "longest", max_length: int | None = None):
+    """Pads each batch to its longest text (``"longest"``) or always to ``max_length``."""
+    return DataCollatorWithPadding(tokenizer, padding=padding, max_length=max_length)
+
+
+
+def make_dataloader(dataset, collator, batch_size: int, *, shuffle: bool, group_by_length: bool,
+                    seed: int = 0) -> DataLoader:
+    """A DataLoader over a tokenized dataset using :class:`LengthGroupedBatchSampler`."""
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle, group_by_length, seed)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collator)

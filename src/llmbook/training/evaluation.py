@@ -1,0 +1,97 @@
+"""Classification metrics and predictions (chapter 4 and every chapter that scores a model).
+
+Metrics are computed with NumPy/scikit-learn: ``evaluate.load`` would fetch metric scripts
+from the hub, which does not work offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from accelerate import Accelerator
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+from llmbook.models.inference import predict_proba
+from llmbook.training.config import IGNORE_INDEX
+
+
+def classification_metrics(labels: Sequence[int], predictions: Sequence[int]) -> dict:
+    """Accuracy, macro-F1 and the confusion matrix (rows: true label, columns: predicted)."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    if labels.shape != predictions.shape or labels.ndim != 1 or len(labels) == 0:
+        raise ValueError(
+            f"labels and predictions must be equal-length, non-empty 1-D arrays, got "
+            f"{labels.shape} and {predictions.shape}"
+        )
+    classes = np.union1d(labels, predictions)
+    n_classes = max(2, int(classes.max()) + 1)
+    return {
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "macro_f1": float(f1_score(labels, predictions, average="macro", zero_division=0)),
+        "confusion_matrix": confusion_matrix(
+            labels, predictions, labels=list(range(n_classes))
+        ).tolist(),
+        "n": int(len(labels)),
+    }
+
+
+
+def evaluate_classifier(model, tokenizer, dataset, max_length: int | None = None,
+                        batch_size: int = 64) -> tuple[dict, pd.DataFrame]:
+    """Metrics on a labeled dataset and a per-example table (text, label, prediction, score)."""
+    texts, labels = list(dataset["text"]), np.asarray(dataset["label"])
+    probabilities = predict_proba(model, tokenizer, texts, max_length, batch_size)
+    predictions = probabilities.argmax(-1)
+    table = pd.DataFrame({
+        "text": texts, "label": labels, "prediction": predictions,
+        "score": probabilities[np.arange(len(texts)), predictions],
+        "correct": predictions == labels,
+    })
+    return classification_metrics(labels, predictions), table
+
+
+
+def classification_eval(predictions: np.ndarray, labels: np.ndarray) -> dict:
+    """Default metrics: accuracy and macro-F1 of the arg-max predictions."""
+    metrics = classification_metrics(labels, predictions)
+    return {k: metrics[k] for k in ("accuracy", "macro_f1")}
+
+
+
+def evaluate_model(model, dataloader, accelerator: Accelerator,
+                   metrics_fn: Callable[[np.ndarray, np.ndarray], dict] | None = classification_eval
+                   ) -> dict:
+    """Loss over ``dataloader`` (batches carry labels) and ``metrics_fn(predictions, labels)``.
+
+    Works for sequence classification (one label per example) and token-level tasks such as
+    masked-LM (labels per token, :data:`IGNORE_INDEX` where there is none): predictions are the
+    arg-max of the logits at every labelled position, flattened, and the loss is averaged over
+    labelled positions.
+    """
+    model.eval()
+    total_loss, total_labels = 0.0, 0
+    prediction_parts, label_parts = [], []
+    with torch.inference_mode():
+        for batch in dataloader:
+            outputs = model(**batch)
+            count = (batch["labels"] != IGNORE_INDEX).sum()
+            total_loss += accelerator.reduce(outputs.loss.detach() * count, "sum").item()
+            total_labels += int(accelerator.reduce(count, "sum").item())
+            if metrics_fn is not None:
+                predictions, labels = outputs.logits.argmax(-1), batch["labels"]
+                if labels.ndim > 1:  # token labels: processes may have padded to other lengths
+                    predictions = accelerator.pad_across_processes(predictions, dim=1)
+                    labels = accelerator.pad_across_processes(labels, dim=1,
+                                                              pad_index=IGNORE_INDEX)
+                predictions, labels = accelerator.gather_for_metrics((predictions, labels))
+                keep = labels != IGNORE_INDEX
+                prediction_parts.append(predictions[keep].cpu().numpy())
+                label_parts.append(labels[keep].cpu().numpy())
+    model.train()
+    metrics = {"loss": total_loss / max(total_labels, 1)}
+    if metrics_fn is not None:
+        metrics.update(metrics_fn(np.concatenate(prediction_parts), np.concatenate(label_parts)))
+    return metrics
