@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
-from transformers import BertConfig, BertForMaskedLM
+from transformers import BertConfig, BertForMaskedLM, set_seed
 
-from llmbook.core import set_seed
 from llmbook.models import load_tokenizer
 from llmbook.training import (
     EmbeddingNeighbours,

@@ -3,12 +3,13 @@ from importlib import resources
 import numpy as np
 import pytest
 
+from llmbook.core import get_profile
 from llmbook.data import (
     CORPUS_HELD_OUT,
     ChecksumError,
     DataUnavailableError,
     clean_text,
-    limit_to_profile,
+    limit_sizes,
     load_corpus,
     load_sentiment,
     packaged_csv_path,
@@ -124,11 +125,9 @@ def test_subsample_is_stratified_and_seeded(rotten_tomatoes):
         subsample(train, 0)
 
 
-def test_limit_to_profile(rotten_tomatoes):
-    from llmbook.core import get_profile
-
+def test_limit_sizes_to_a_profile(rotten_tomatoes):
     smoke = get_profile("smoke")
-    limited = limit_to_profile(rotten_tomatoes, smoke)
+    limited = limit_sizes(rotten_tomatoes, smoke.train_size, smoke.eval_size)
     assert len(limited["train"]) == smoke.train_size
     assert len(limited["test"]) == smoke.eval_size
 

@@ -12,9 +12,9 @@ from transformers import (
     AutoModelForSequenceClassification,
     BertConfig,
     BertForSequenceClassification,
+    set_seed,
 )
 
-from llmbook.core import set_seed
 from llmbook.data import tokenize_dataset
 from llmbook.models import load_tokenizer
 from llmbook.training import LengthGroupedBatchSampler, TrainConfig, parameter_groups, train

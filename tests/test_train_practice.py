@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertConfig, BertForSequenceClassification, set_seed
 
 from llmbook.adaptation import FinetuneRun, FinetuneSpec
-from llmbook.core import get_profile, set_seed
+from llmbook.core import get_profile
 from llmbook.data import tokenize_dataset
 from llmbook.models import load_classifier, load_tokenizer
 from llmbook.plots import plot_lr_sweep

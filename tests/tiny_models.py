@@ -2,9 +2,8 @@
 
 from pathlib import Path
 
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertConfig, BertForSequenceClassification, set_seed
 
-from llmbook.core import set_seed
 from llmbook.data import LABEL_NAMES
 from llmbook.models import load_tokenizer
 

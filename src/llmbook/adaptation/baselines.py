@@ -39,7 +39,6 @@ VADER_DEFAULT_THRESHOLD = 0.05
 SEED = 0
 
 
-
 def _check_fit_inputs(texts, labels) -> tuple[list[str], np.ndarray]:
     texts = check_texts(texts)
     labels = np.asarray(labels)
@@ -53,10 +52,8 @@ def _check_fit_inputs(texts, labels) -> tuple[list[str], np.ndarray]:
     return texts, labels
 
 
-
 def _not_fitted(name: str) -> RuntimeError:
     return RuntimeError(f"{name} is not fitted yet: call fit(texts, labels) before predict")
-
 
 
 class MajorityClass:
@@ -78,7 +75,6 @@ class MajorityClass:
         if self.label_ is None:
             raise _not_fitted(type(self).__name__)
         return np.full(len(texts), self.label_, dtype=np.int64)
-
 
 
 class VaderLexicon:
@@ -122,7 +118,6 @@ class VaderLexicon:
         return (self.compound_scores(texts) >= self.threshold).astype(np.int64)
 
 
-
 class TfidfLogisticRegression:
     """Word 1-2 gram TF-IDF (sublinear tf, ``min_df=2``) and an L2 logistic regression."""
 
@@ -145,7 +140,6 @@ class TfidfLogisticRegression:
         if self.pipeline_ is None:
             raise _not_fitted(type(self).__name__)
         return self.pipeline_.predict(texts).astype(np.int64)
-
 
 
 class LinearProbe:
@@ -205,7 +199,6 @@ class LinearProbe:
         return self.classifier_.predict(self.embed(texts)).astype(np.int64)
 
 
-
 def default_baselines(profile) -> list:
     """The four baselines, the linear probe sized by ``profile`` (model, length, batch)."""
     return [
@@ -218,7 +211,6 @@ def default_baselines(profile) -> list:
             batch_size=profile.eval_batch_size,
         ),
     ]
-
 
 
 def run_baselines(train, test, profile, baselines: Sequence | None = None) -> pd.DataFrame:

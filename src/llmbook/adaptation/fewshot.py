@@ -28,7 +28,6 @@ BATCH_SIZE = 16
 EPOCHS = 4
 
 
-
 def few_shot_spec(profile: Profile, k: int, seed: int, method: str = "full") -> FinetuneSpec:
     """``k`` examples per class, ``EPOCHS`` epochs but at least ``few_shot_min_steps`` steps,
     with no validation pass: the final weights are the model, tested once."""
@@ -37,7 +36,6 @@ def few_shot_spec(profile: Profile, k: int, seed: int, method: str = "full") -> 
     spec = FinetuneSpec.from_profile(TASK, profile, method=method, seed=seed,
                                      batch_size=batch_size, max_steps=steps, eval_every=steps)
     return replace(spec, shots_per_class=k)
-
 
 
 def fine_tuning_curve(profile: Profile, method: str, ks: Sequence[int] | None = None,
@@ -51,7 +49,6 @@ def fine_tuning_curve(profile: Profile, method: str, ks: Sequence[int] | None = 
                          "accuracy": run.test_metrics["accuracy"],
                          "train seconds": run.metrics["train_seconds"]})
     return pd.DataFrame(rows)
-
 
 
 def probe_curve(profile: Profile, ks: Sequence[int] | None = None,
@@ -73,7 +70,6 @@ def probe_curve(profile: Profile, ks: Sequence[int] | None = None,
                          "accuracy": classification_metrics(test["label"],
                                                             predictions)["accuracy"]})
     return pd.DataFrame(rows)
-
 
 
 def curve_summary(curves: pd.DataFrame) -> pd.DataFrame:

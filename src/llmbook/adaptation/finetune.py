@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 from datasets import concatenate_datasets
+from transformers import set_seed
 
 from llmbook import __version__
 from llmbook.adaptation.peft_methods import LEARNING_RATES
 from llmbook.core.profiles import Profile
 from llmbook.core.runs import config_key, drop_unset, finished_metrics, run_dir
-from llmbook.core.utils import Timer, set_seed
+from llmbook.core.utils import Timer
 from llmbook.data.corpora import limit_sizes, load_sentiment, sample_per_class, subsample
 from llmbook.data.tokenization import tokenize_dataset
 from llmbook.models.adapters import (
@@ -47,7 +48,6 @@ ADDED_SPEC_OPTIONS: dict = {"method": "full", "rank": 8, "shots_per_class": None
                             "dropout": None, "augment": None, "augment_model": None}
 
 ADDED_TRAIN_OPTIONS: dict = {"adversarial_epsilon": 0.0}
-
 
 
 @dataclass(frozen=True)
@@ -112,14 +112,12 @@ class FinetuneSpec:
         return {"llmbook": __version__, **spec}
 
 
-
 def model_key(name: str) -> str:
     """A locally trained model is keyed on its own run record, not on its path."""
     model = Path(name)
     if model.is_dir() and (model / METRICS_FILE).exists():
         return json.loads((model / METRICS_FILE).read_text()).get("run_key", name)
     return name
-
 
 
 @dataclass
@@ -137,7 +135,6 @@ class FinetuneRun:
     def load(self):
         """``(tokenizer, model)`` of the best checkpoint, ready for inference."""
         return load_for_inference(self.model_dir)
-
 
 
 def finetune(spec: FinetuneSpec, out: str | Path | None = None, force: bool = False
@@ -194,11 +191,9 @@ def finetune(spec: FinetuneSpec, out: str | Path | None = None, force: bool = Fa
     return FinetuneRun(directory, metrics, cached=False)
 
 
-
 def finetune_seeds(spec: FinetuneSpec, seeds: Sequence[int]) -> list[FinetuneRun]:
     """The run of ``spec`` once per seed (head initialisation, data order, dropout)."""
     return [finetune(replace(spec, train=replace(spec.train, seed=seed))) for seed in seeds]
-
 
 
 def seed_summary(runs_by_model: dict[str, list[FinetuneRun]]) -> pd.DataFrame:

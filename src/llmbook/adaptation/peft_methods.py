@@ -17,7 +17,6 @@ from llmbook.models.adapters import adapt, adapter_bytes, check_method
 LEARNING_RATES = {"lora": 1e-3, "adalora": 1e-3, "prefix": 1e-2, "prompt": 3e-2, "ia3": 5e-3}
 
 
-
 def comparison_table(runs: dict, costs: dict[str, dict]):
     """One row per method: trainable parameters, accuracy, size on disk, memory and speed.
 
@@ -50,12 +49,10 @@ def comparison_table(runs: dict, costs: dict[str, dict]):
     return table
 
 
-
 def _rss_mb() -> float:
     """Resident memory of this process now, in MB (Linux)."""
     pages = int(Path("/proc/self/statm").read_text().split()[1])
     return pages * resource.getpagesize() / 2**20
-
 
 
 def _training_cost(method: str, model_name: str, batch_size: int, max_length: int,
@@ -87,7 +84,6 @@ def _training_cost(method: str, model_name: str, batch_size: int, max_length: in
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"loaded_mb": loaded, "peak_mb": peak, "training_mb": peak - loaded,
             "examples_per_second": steps * batch_size / seconds}
-
 
 
 def training_cost(method: str, model_name: str = "minilm", batch_size: int = 32,

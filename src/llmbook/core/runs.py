@@ -17,7 +17,6 @@ from pathlib import Path
 CACHE_VERSION = 2
 
 
-
 def project_root(start: Path | None = None) -> Path | None:
     """Nearest ancestor of ``start`` (default: cwd) holding the book's ``_toc.yml``."""
     here = (start or Path.cwd()).resolve()
@@ -27,7 +26,6 @@ def project_root(start: Path | None = None) -> Path | None:
     return None
 
 
-
 def runs_root() -> Path:
     """``$LLMBOOK_RUNS``, else ``runs/`` at the project root, else ``./runs``."""
     if os.environ.get("LLMBOOK_RUNS"):
@@ -35,12 +33,10 @@ def runs_root() -> Path:
     return (project_root() or Path.cwd()) / "runs"
 
 
-
 def config_key(config: dict) -> str:
     """Short stable hash of a JSON-serialisable configuration."""
     payload = json.dumps({"cache_version": CACHE_VERSION, **config}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
-
 
 
 def drop_unset(config: dict, added_options: dict) -> dict:
@@ -53,11 +49,9 @@ def drop_unset(config: dict, added_options: dict) -> dict:
             if not (k in added_options and v == added_options[k])}
 
 
-
 def run_dir(kind: str, config: dict) -> Path:
     """Directory of the run of ``kind`` (e.g. ``finetune``) with this configuration."""
     return runs_root() / f"{kind}-{config_key(config)}"
-
 
 
 def finished_metrics(directory: Path, spec: dict) -> dict | None:

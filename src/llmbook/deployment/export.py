@@ -17,7 +17,6 @@ from llmbook.deployment.variants import encode
 ONNX_FILE = "model.onnx"
 
 
-
 # ----------------------------------------------------------------------------- int8
 def quantize_torch_int8(model):
     """Dynamic int8 quantization of every ``nn.Linear`` (weights int8, activations at run time).
@@ -35,7 +34,6 @@ def quantize_torch_int8(model):
 
         return quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear},
                                 dtype=torch.qint8)
-
 
 
 # ----------------------------------------------------------------------------- ONNX
@@ -61,7 +59,6 @@ def export_onnx(model, tokenizer, path: str | Path) -> Path:
     return path
 
 
-
 def quantize_onnx_int8(source: str | Path, target: str | Path) -> Path:
     """ONNX Runtime dynamic quantization: int8 weights, activations quantized at run time."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -70,7 +67,6 @@ def quantize_onnx_int8(source: str | Path, target: str | Path) -> Path:
         quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
                          per_channel=True)
     return Path(target)
-
 
 
 @contextmanager
@@ -88,7 +84,6 @@ def _quiet_logs(name: str):
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-
 
 
 def cached_export(model_dir: str | Path, quantize: str | None = None,
@@ -113,7 +108,6 @@ def cached_export(model_dir: str | Path, quantize: str | None = None,
         return directory
     model = prune_heads(load_for_inference(model_dir)[1], heads) if heads else None
     return export_model(model_dir, directory, quantize, model)
-
 
 
 # ----------------------------------------------------------------------------- export

@@ -35,7 +35,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-
 class ServerProcess:
     """``llmbook serve`` in a child process (``start``/``stop``, or use it as a context manager)."""
 
@@ -97,7 +96,6 @@ class ServerProcess:
         self.log.close()
 
 
-
 def summarise(latencies: Sequence[float], statuses: Sequence[int | str], seconds: float) -> dict:
     """Requests/s of successful requests, their latency percentiles (ms), counts by status."""
     ok = np.asarray(latencies) * 1e3
@@ -107,7 +105,6 @@ def summarise(latencies: Sequence[float], statuses: Sequence[int | str], seconds
             "status_counts": dict(Counter(str(s) for s in statuses))}
 
 
-
 async def _post(client: httpx.AsyncClient, text: str) -> tuple[int | str, float]:
     start = time.perf_counter()
     try:
@@ -115,7 +112,6 @@ async def _post(client: httpx.AsyncClient, text: str) -> tuple[int | str, float]
         return response.status_code, time.perf_counter() - start
     except httpx.HTTPError as err:
         return type(err).__name__, time.perf_counter() - start
-
 
 
 async def closed_loop(url: str, headers: dict, texts: Sequence[str], concurrency: int,
@@ -140,7 +136,6 @@ async def closed_loop(url: str, headers: dict, texts: Sequence[str], concurrency
         await asyncio.gather(*(user(i) for i in range(concurrency)))
         elapsed = time.perf_counter() - start
     return {"concurrency": concurrency, **summarise(latencies, statuses, elapsed)}
-
 
 
 async def open_loop(url: str, headers: dict, texts: Sequence[str], rate: float, seconds: float,
@@ -171,13 +166,11 @@ async def open_loop(url: str, headers: dict, texts: Sequence[str], rate: float, 
     return {"rate": rate, "client_skipped": skipped, **summarise(latencies, statuses, elapsed)}
 
 
-
 def run_sync(coroutine):
     """Run ``coroutine`` to completion from synchronous code, also inside Jupyter (whose event
     loop is already running in this thread): it gets its own loop in a worker thread."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
-
 
 
 def replicas_needed(traffic: float | np.ndarray, per_replica: float, utilisation: float = 0.7,
@@ -191,7 +184,6 @@ def replicas_needed(traffic: float | np.ndarray, per_replica: float, utilisation
         raise ValueError("per_replica must be positive and utilisation in (0, 1]")
     needed = np.ceil(np.asarray(traffic, dtype=float) / (per_replica * utilisation))
     return np.maximum(needed, minimum).astype(int)
-
 
 
 def serve_benchmark(model_dir: str | Path, texts: Sequence[str],
@@ -223,11 +215,9 @@ def serve_benchmark(model_dir: str | Path, texts: Sequence[str],
             "cpu_count": os.cpu_count()}
 
 
-
 def capacity_from(results: dict) -> float:
     """Measured requests/s of one replica: the best micro-batched level."""
     return max(r["requests_per_s"] for r in results["levels"] if r["micro_batching"] == "on")
-
 
 
 def batching_gain(results: dict) -> tuple[float, float, float]:

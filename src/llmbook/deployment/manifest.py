@@ -15,11 +15,9 @@ METADATA_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json",
                   "special_tokens_map.json", "vocab.txt", "export.json")
 
 
-
 # ----------------------------------------------------------------------------- manifest
 class ManifestError(RuntimeError):
     """A model directory whose files do not match its sha256 manifest (or has none)."""
-
 
 
 def sha256_file(path: Path) -> str:
@@ -28,7 +26,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
 
 
 def write_manifest(directory: str | Path) -> Path:
@@ -42,7 +39,6 @@ def write_manifest(directory: str | Path) -> Path:
     path = directory / MANIFEST
     path.write_text(json.dumps(manifest, indent=2))
     return path
-
 
 
 def verify_manifest(directory: str | Path) -> list[Path]:

@@ -18,7 +18,6 @@ def _encoder_linears(model) -> list:
     return [m for m in model.base_model.encoder.modules() if isinstance(m, torch.nn.Linear)]
 
 
-
 def magnitude_prune(model, sparsity: float):
     """A copy of ``model`` with the smallest-magnitude ``sparsity`` of encoder weights zeroed.
 
@@ -41,17 +40,14 @@ def magnitude_prune(model, sparsity: float):
     return pruned
 
 
-
 def sparsity(model) -> float:
     """Fraction of encoder linear weights that are exactly zero."""
     weights = [m.weight.detach() for m in _encoder_linears(model)]
     return float(sum((w == 0).sum().item() for w in weights) / sum(w.numel() for w in weights))
 
 
-
 def _attention_blocks(model) -> list:
     return [layer.attention for layer in model.base_model.encoder.layer]
-
 
 
 def head_importance(model, tokenizer, texts: Sequence[str], labels: Sequence[int],
@@ -85,7 +81,6 @@ def head_importance(model, tokenizer, texts: Sequence[str], labels: Sequence[int
     return gates.grad.abs().numpy()
 
 
-
 def least_important_heads(importance: np.ndarray, count: int) -> dict[int, list[int]]:
     """The ``count`` lowest-importance heads as ``{layer: [head, ...]}`` (never a whole layer)."""
     order = np.argsort(importance, axis=None, kind="stable")
@@ -98,7 +93,6 @@ def least_important_heads(importance: np.ndarray, count: int) -> dict[int, list[
         if len(chosen.get(layer, [])) < heads - 1:
             chosen.setdefault(layer, []).append(head)
     return {layer: sorted(h) for layer, h in sorted(chosen.items())}
-
 
 
 def prune_heads(model, heads: dict[int, Sequence[int]]):
@@ -125,7 +119,6 @@ def prune_heads(model, heads: dict[int, Sequence[int]]):
     return pruned
 
 
-
 def _slice_linear(linear, index, dim: int):
     """A new ``nn.Linear`` keeping only ``index`` of its outputs (dim 0) or inputs (dim 1)."""
     import torch
@@ -137,7 +130,6 @@ def _slice_linear(linear, index, dim: int):
         if linear.bias is not None:
             new.bias.copy_(linear.bias.detach() if dim == 1 else linear.bias[index])
     return new
-
 
 
 def count_heads(model) -> int:

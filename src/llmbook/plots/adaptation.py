@@ -25,7 +25,6 @@ def plot_peft_tradeoff(table, x: str = "trainable %", y: str = "test accuracy",
     return fig
 
 
-
 def plot_rank_allocation(ranks: Mapping[str, int], initial: int):
     """Rank AdaLoRA kept per adapted matrix, against the rank every matrix started with
     (chapter 6)."""
@@ -38,7 +37,6 @@ def plot_rank_allocation(ranks: Mapping[str, int], initial: int):
     ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
-
 
 
 def plot_learning_curves(summary, x: str = "k", label: str = "learner"):
@@ -60,7 +58,6 @@ def plot_learning_curves(summary, x: str = "k", label: str = "learner"):
     return fig
 
 
-
 def plot_accuracy_matrix(matrix, xlabel: str = "tested on", ylabel: str = "trained on"):
     """Heat-map of an accuracy table with the values written in (chapter 8)."""
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
@@ -75,7 +72,6 @@ def plot_accuracy_matrix(matrix, xlabel: str = "tested on", ylabel: str = "train
     fig.colorbar(image, ax=ax, label="accuracy")
     fig.tight_layout()
     return fig
-
 
 
 def plot_stages(stages, stage_names: Sequence[str]):

@@ -22,7 +22,6 @@ def plot_latency_accuracy(table, latency: str = "p50_ms_b1", label: str = "varia
     return fig
 
 
-
 def plot_capacity(traffic, replicas, per_replica: float):
     """Replicas needed against traffic for a measured per-replica capacity (chapter 11)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.4))

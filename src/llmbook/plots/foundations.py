@@ -20,7 +20,6 @@ CONCEPT_EDGES: tuple[tuple[str, str], ...] = (
 )
 
 
-
 def _tree_layout(edges: Sequence[tuple[str, str]]) -> dict[str, tuple[float, float]]:
     """Top-down tree layout: leaves evenly spaced, each parent centred over its children."""
     children: dict[str, list[str]] = {}
@@ -43,7 +42,6 @@ def _tree_layout(edges: Sequence[tuple[str, str]]) -> dict[str, tuple[float, flo
 
     place(roots[0], 0)
     return positions
-
 
 
 def plot_concept_map(edges: Sequence[tuple[str, str]] = CONCEPT_EDGES, ax=None):
@@ -72,7 +70,6 @@ def plot_concept_map(edges: Sequence[tuple[str, str]] = CONCEPT_EDGES, ax=None):
     return ax.figure
 
 
-
 def plot_class_balance(label_counts: Mapping[str, Mapping[str, Sequence[int]]], label_names):
     """One bar group per dataset and split: how many examples of each label.
 
@@ -92,7 +89,6 @@ def plot_class_balance(label_counts: Mapping[str, Mapping[str, Sequence[int]]], 
         ax.legend()
     fig.tight_layout()
     return fig
-
 
 
 def plot_length_histograms(lengths: Mapping[str, np.ndarray], max_length: int | None = None):

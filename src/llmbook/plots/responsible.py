@@ -42,7 +42,6 @@ def plot_token_attributions(rows: Sequence[tuple[str, Sequence[str], Sequence[fl
     return fig
 
 
-
 def plot_attention_maps(tokens: Sequence[str], maps: np.ndarray, columns: int = 3):
     """Attention weights of every layer, averaged over heads (``maps``: layers, heads, q, k)."""
     layers = maps.shape[0]
@@ -62,7 +61,6 @@ def plot_attention_maps(tokens: Sequence[str], maps: np.ndarray, columns: int = 
     return fig
 
 
-
 def plot_precision_coverage(curves: Mapping[str, object], chosen: Mapping[str, tuple] = ()):
     """Precision against coverage, one line per curve (``precision_coverage`` tables), with
     ``chosen[name] = (coverage, precision)`` marked (chapter 12)."""
@@ -77,7 +75,6 @@ def plot_precision_coverage(curves: Mapping[str, object], chosen: Mapping[str, t
     ax.legend(loc="best")
     fig.tight_layout()
     return fig
-
 
 
 def plot_sentiment_index(alerts, dates, change_date=None):
@@ -100,7 +97,6 @@ def plot_sentiment_index(alerts, dates, change_date=None):
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig
-
 
 
 def plot_projection(points: np.ndarray, tags: Sequence[str], highlight=None):

@@ -35,7 +35,6 @@ def plot_training_curves(train_log: Sequence[Mapping], eval_log: Sequence[Mappin
     return fig
 
 
-
 def plot_confusion_matrix(matrix: Sequence[Sequence[int]], label_names: Sequence[str], ax=None):
     """Counts of true (rows) against predicted (columns) labels."""
     matrix = np.asarray(matrix)
@@ -52,7 +51,6 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], label_names: Sequence
     return ax.figure
 
 
-
 def plot_results(table, metric: str = "accuracy", label: str = "model", baseline: float = 0.5):
     """Horizontal bars of ``metric`` per row of a results table, with a dashed baseline."""
     fig, ax = plt.subplots(figsize=(7, 0.55 * len(table) + 1.2))
@@ -66,7 +64,6 @@ def plot_results(table, metric: str = "accuracy", label: str = "model", baseline
     return fig
 
 
-
 def plot_lr_schedules(schedules: Mapping[str, Sequence[float]]):
     """Learning rate against optimizer step, one line per named schedule."""
     fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -77,7 +74,6 @@ def plot_lr_schedules(schedules: Mapping[str, Sequence[float]]):
     ax.legend()
     fig.tight_layout()
     return fig
-
 
 
 def plot_seed_comparison(values: Mapping[str, Sequence[float]], metric: str = "accuracy"):
@@ -99,7 +95,6 @@ def plot_seed_comparison(values: Mapping[str, Sequence[float]], metric: str = "a
     return fig
 
 
-
 def plot_sweep(table, x: str, xlabel: str, metric: str = "accuracy", baseline: float | None = None):
     """``metric`` against a compression setting (chapter 10), with an optional dashed floor."""
     fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -111,7 +106,6 @@ def plot_sweep(table, x: str, xlabel: str, metric: str = "accuracy", baseline: f
     ax.set_ylabel(f"validation {metric}")
     fig.tight_layout()
     return fig
-
 
 
 def plot_lr_sweep(logs: Mapping[float, Sequence[Mapping]], accuracy: Mapping[float, float]):

@@ -21,18 +21,15 @@ def run_seconds(run: FinetuneRun) -> float:
     return run.metrics["train_seconds"] + run.metrics.get("augment_seconds", 0.0)
 
 
-
 def last_eval(run: FinetuneRun) -> dict:
     """The validation metrics of the last evaluation (the model a run *without* checkpoint
     selection would keep)."""
     return run.metrics["eval_log"][-1]
 
 
-
 def _std(values: Sequence[float]) -> float:
     """Sample standard deviation; NaN for a single seed (the smoke profile)."""
     return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
-
 
 
 def remedy_summary(runs: Mapping[str, Sequence[FinetuneRun]], baseline: str = "baseline"

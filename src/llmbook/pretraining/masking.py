@@ -26,12 +26,10 @@ MASK_PROBABILITY = 0.15
 MASK_SHARE, RANDOM_SHARE = 0.8, 0.1
 
 
-
 def special_tokens_mask(input_ids: torch.Tensor, tokenizer) -> torch.Tensor:
     """True at [CLS], [SEP], [PAD] and every other special token."""
     special = torch.tensor(sorted(set(tokenizer.all_special_ids)), device=input_ids.device)
     return torch.isin(input_ids, special)
-
 
 
 def select_positions(input_ids: torch.Tensor, tokenizer, probability: float = MASK_PROBABILITY,
@@ -56,7 +54,6 @@ def select_positions(input_ids: torch.Tensor, tokenizer, probability: float = MA
     return torch.gather(chosen_words, 1, safe_ids) & (word_ids >= 0) & maskable
 
 
-
 def mask_tokens(input_ids: torch.Tensor, tokenizer, probability: float = MASK_PROBABILITY,
                 generator: torch.Generator | None = None,
                 word_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,7 +70,6 @@ def mask_tokens(input_ids: torch.Tensor, tokenizer, probability: float = MASK_PR
     return masked, labels
 
 
-
 def tokenize_for_mlm(dataset: Dataset, tokenizer, max_length: int) -> Dataset:
     """``input_ids``, ``attention_mask`` and ``word_ids`` (``-1`` for special tokens)."""
 
@@ -87,7 +83,6 @@ def tokenize_for_mlm(dataset: Dataset, tokenizer, max_length: int) -> Dataset:
         return encoded
 
     return dataset.map(encode, batched=True, remove_columns=dataset.column_names)
-
 
 
 class MaskingCollator:
@@ -123,7 +118,6 @@ class MaskingCollator:
         return batch
 
 
-
 def fixed_mask_dataset(dataset: Dataset, tokenizer, probability: float = MASK_PROBABILITY,
                        seed: int = 0, whole_word: bool = False) -> Dataset:
     """A tokenized evaluation set masked once with a fixed seed: identical masks every run,
@@ -139,7 +133,6 @@ def fixed_mask_dataset(dataset: Dataset, tokenizer, probability: float = MASK_PR
     return Dataset.from_dict({"input_ids": inputs,
                               "attention_mask": list(dataset["attention_mask"]),
                               "labels": labels})
-
 
 
 class BertForSparseMaskedLM(BertForMaskedLM):
@@ -172,7 +165,6 @@ class BertForSparseMaskedLM(BertForMaskedLM):
             self.__class__ = BertForSparseMaskedLM
 
 
-
 def sparse_decoding(model):
     """``model`` switched to :class:`BertForSparseMaskedLM` when it is a ``BertForMaskedLM``
     (same object, same weights); any other masked-LM is returned unchanged."""
@@ -181,19 +173,16 @@ def sparse_decoding(model):
     return model
 
 
-
 def masked_token_accuracy(predictions: np.ndarray, labels: np.ndarray) -> dict:
     """Share of masked positions whose original token is the top prediction (a ``metrics_fn``
     for :func:`llmbook.training.loop.train`)."""
     return {"accuracy": float(np.mean(np.asarray(predictions) == np.asarray(labels)))}
 
 
-
 def perplexity(mean_loss: float) -> float:
     """exp(mean cross-entropy of the masked tokens): the effective number of equally likely
     choices the model hesitates between at a masked position."""
     return float(math.exp(mean_loss))
-
 
 
 def masking_table(tokenizer, input_ids: torch.Tensor, masked: torch.Tensor,
@@ -216,7 +205,6 @@ def masking_table(tokenizer, input_ids: torch.Tensor, masked: torch.Tensor,
                      "model sees": tokenizer.convert_ids_to_tokens(shown),
                      "action": action, "label id": int(labels[position])})
     return pd.DataFrame(rows)
-
 
 
 def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[str]:

@@ -18,11 +18,10 @@ from pathlib import Path
 from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
-from transformers import BertConfig
+from transformers import BertConfig, set_seed
 
 from llmbook import __version__
 from llmbook.core.runs import config_key, finished_metrics, run_dir
-from llmbook.core.utils import set_seed
 from llmbook.data.corpora import load_corpus, subsample
 from llmbook.models.loading import load_encoder, load_mlm, load_tokenizer
 from llmbook.pretraining.masking import (
@@ -41,7 +40,6 @@ from llmbook.training.loop import train
 SCRATCH = "scratch"
 
 
-
 def _batches(texts: Iterable[str], size: int = 1_000) -> Iterator[list[str]]:
     batch: list[str] = []
     for text in texts:
@@ -53,7 +51,6 @@ def _batches(texts: Iterable[str], size: int = 1_000) -> Iterator[list[str]]:
         yield batch
 
 
-
 def train_wordpiece(texts: Iterable[str], vocab_size: int, base: str = "minilm"):
     """A WordPiece tokenizer of ``vocab_size`` entries learned from ``texts``.
 
@@ -63,7 +60,6 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, base: str = "minilm")
     if vocab_size < 200:
         raise ValueError(f"vocab_size {vocab_size} is too small for a WordPiece vocabulary")
     return load_tokenizer(base).train_new_from_iterator(_batches(texts), vocab_size=vocab_size)
-
 
 
 @dataclass(frozen=True)
@@ -100,7 +96,6 @@ class PretrainSpec:
         )
 
 
-
 @dataclass
 class PretrainRun:
     model_dir: Path
@@ -108,13 +103,11 @@ class PretrainRun:
     cached: bool
 
 
-
 def evaluate_mlm(model, tokenizer, fixed_eval, batch_size: int = 64) -> dict:
     """Loss, perplexity and masked-token accuracy on a fixed-mask evaluation set."""
     loader = DataLoader(fixed_eval, batch_size=batch_size, collate_fn=MaskingCollator(tokenizer))
     metrics = evaluate_model(model, loader, Accelerator(), masked_token_accuracy)
     return {**metrics, "perplexity": perplexity(metrics["loss"])}
-
 
 
 def _train_head_only(model, tokenizer, train_set, eval_set, spec: PretrainSpec, collator):
@@ -134,7 +127,6 @@ def _train_head_only(model, tokenizer, train_set, eval_set, spec: PretrainSpec, 
     return result
 
 
-
 def carry_pooler(directory: Path, source: str) -> list[str]:
     """Copy the pretrained pooler of ``source`` into the checkpoint in ``directory``.
 
@@ -149,7 +141,6 @@ def carry_pooler(directory: Path, source: str) -> list[str]:
         tensors = load_file(weights_file)
         save_file({**tensors, **pooler}, weights_file, metadata={"format": "pt"})
     return sorted(pooler)
-
 
 
 def pretrain(spec: PretrainSpec, out: str | Path | None = None, force: bool = False
@@ -200,13 +191,11 @@ def pretrain(spec: PretrainSpec, out: str | Path | None = None, force: bool = Fa
     return PretrainRun(directory, metrics, cached=False)
 
 
-
 def domain_adaptation_spec(profile) -> PretrainSpec:
     """Chapter 5's continued pre-training of the profile's encoder on IMDb (reused in 7)."""
     return spec_for(profile, source=profile.model_name, max_length=profile.max_length,
                     steps=profile.dapt_steps, batch_size=profile.dapt_batch_size,
                     head_warmup_steps=max(1, profile.dapt_steps // 6), learning_rate=5e-5)
-
 
 
 def spec_for(profile, source: str = SCRATCH, **overrides) -> PretrainSpec:

@@ -27,12 +27,10 @@ AIRLINE_PATTERN = r"@(?:united|virginamerica|jetblue|usairways|americanair|south
 APPLE_PATTERN = r"\bapple\b|[$#]aapl\b"
 
 
-
 def tweets_about(tweets: pd.DataFrame, pattern: str) -> pd.DataFrame:
     """Rows of ``tweets`` whose text matches the regular expression ``pattern`` (any case)."""
     keep = tweets["text"].str.contains(pattern, flags=re.IGNORECASE, regex=True)
     return tweets[keep].reset_index(drop=True)
-
 
 
 def _check_pair(confidence, correct) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +38,6 @@ def _check_pair(confidence, correct) -> tuple[np.ndarray, np.ndarray]:
     if confidence.ndim != 1 or confidence.shape != correct.shape or len(confidence) == 0:
         raise ValueError("confidence and correct must be non-empty 1-D arrays of equal length")
     return confidence, correct
-
 
 
 def precision_coverage(confidence: Sequence[float], correct: Sequence[bool]) -> pd.DataFrame:
@@ -55,7 +52,6 @@ def precision_coverage(confidence: Sequence[float], correct: Sequence[bool]) -> 
     kept = len(confidence) - np.searchsorted(sorted_confidence[::-1], thresholds, side="left")
     return pd.DataFrame({"threshold": thresholds, "coverage": kept / len(confidence),
                          "precision": hits[kept - 1] / kept})
-
 
 
 def choose_threshold(confidence: Sequence[float], correct: Sequence[bool],
@@ -73,7 +69,6 @@ def choose_threshold(confidence: Sequence[float], correct: Sequence[bool],
     return float(reached["threshold"].iloc[0])
 
 
-
 def abstention_report(confidence: Sequence[float], correct: Sequence[bool],
                       threshold: float) -> dict:
     """Coverage and precision at ``threshold``, and the counts behind them."""
@@ -85,12 +80,10 @@ def abstention_report(confidence: Sequence[float], correct: Sequence[bool],
             "accuracy_without_abstaining": float(correct.mean())}
 
 
-
 #: Where a message goes, by predicted class (0 negative, 1 positive), when it is not abstained.
 ROUTES = ("escalate to an agent", "auto-reply: thank the customer")
 
 ABSTAIN = "human review"
-
 
 
 def route(probabilities: np.ndarray, threshold: float,
@@ -101,7 +94,6 @@ def route(probabilities: np.ndarray, threshold: float,
         raise ValueError(f"probabilities must have shape (n, {len(routes)})")
     chosen = np.asarray(routes, dtype=object)[probabilities.argmax(axis=1)]
     return np.where(probabilities.max(axis=1) >= threshold, chosen, ABSTAIN)
-
 
 
 def synthetic_stream(labels: Sequence[str], days: int, per_day: int, change_day: int,
@@ -131,7 +123,6 @@ def synthetic_stream(labels: Sequence[str], days: int, per_day: int, change_day:
     return pd.DataFrame(rows)
 
 
-
 def drop_alert(daily: pd.Series, window: int, calibration_days: int, k: float = 3.0
                ) -> pd.DataFrame:
     """Rolling mean of a daily index and an alert when it drops below a control level.
@@ -149,7 +140,6 @@ def drop_alert(daily: pd.Series, window: int, calibration_days: int, k: float = 
     rolling = daily.rolling(window, min_periods=window).mean()
     return pd.DataFrame({"index": daily, "rolling": rolling, "level": level,
                          "alert": rolling < level})
-
 
 
 def nearest_neighbours(embeddings: np.ndarray, queries: np.ndarray, k: int
@@ -171,14 +161,12 @@ def nearest_neighbours(embeddings: np.ndarray, queries: np.ndarray, k: int
     return top, np.take_along_axis(similarity, top, axis=1)
 
 
-
 def interest_profile(embeddings: np.ndarray, liked: Sequence[int]) -> np.ndarray:
     """A user's interest vector: the normalised mean embedding of the texts they liked."""
     if len(liked) == 0:
         raise ValueError("need at least one liked text")
     mean = np.asarray(embeddings)[list(liked)].mean(axis=0)
     return mean / max(float(np.linalg.norm(mean)), 1e-12)
-
 
 
 def tag_agreement(neighbours: np.ndarray, tags: Sequence[str]) -> tuple[float, float]:
@@ -196,13 +184,11 @@ def tag_agreement(neighbours: np.ndarray, tags: Sequence[str]) -> tuple[float, f
     return agreement, float((shares ** 2).sum())
 
 
-
 def project_2d(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:
     """A 2-D PCA projection of ``embeddings`` for plotting, shape ``(n, 2)``."""
     from sklearn.decomposition import PCA
 
     return PCA(n_components=2, random_state=seed).fit_transform(np.asarray(embeddings))
-
 
 
 #: Genre words used as stand-ins for a reader's interests (chapter 12): no user data ships
@@ -212,7 +198,6 @@ GENRES: dict[str, tuple[str, ...]] = {
     "documentary": ("documentary", "documentaries"), "animation": ("animation", "animated"),
     "war": ("war",), "western": ("western", "westerns"),
 }
-
 
 
 def keyword_tags(texts: Sequence[str], groups: Mapping[str, Sequence[str]] = GENRES

@@ -50,11 +50,9 @@ class Attribution:
         return abs(float(self.scores.sum()) - (self.log_odds - self.baseline_log_odds))
 
 
-
 def _encode(tokenizer, text: str, max_length: int | None) -> dict:
     return tokenizer([text], truncation=max_length is not None, max_length=max_length,
                      return_tensors="pt")
-
 
 
 def _baseline_ids(tokenizer, input_ids: torch.Tensor) -> torch.Tensor:
@@ -64,7 +62,6 @@ def _baseline_ids(tokenizer, input_ids: torch.Tensor) -> torch.Tensor:
     return torch.where(special, input_ids[0], tokenizer.pad_token_id).unsqueeze(0)
 
 
-
 def _log_odds(logits: torch.Tensor, target: int) -> torch.Tensor:
     """``log p - log(1 - p)`` of class ``target``, computed stably from the logits."""
     log_p = torch.log_softmax(logits.float(), dim=-1)
@@ -72,13 +69,11 @@ def _log_odds(logits: torch.Tensor, target: int) -> torch.Tensor:
     return log_p[:, target] - torch.logsumexp(others, dim=-1)
 
 
-
 def _target_log_odds(model, embeddings: torch.Tensor, attention_mask: torch.Tensor,
                      target: int) -> torch.Tensor:
     """Log-odds of ``target`` for a batch of word-embedding sequences."""
     mask = attention_mask.expand(embeddings.shape[0], -1)
     return _log_odds(model(inputs_embeds=embeddings, attention_mask=mask).logits, target)
-
 
 
 def _path_attribution(model, tokenizer, text: str, target: int | None, alphas: torch.Tensor,
@@ -111,7 +106,6 @@ def _path_attribution(model, tokenizer, text: str, target: int | None, alphas: t
     )
 
 
-
 def integrated_gradients(model, tokenizer, text: str, target: int | None = None,
                          steps: int = 50, max_length: int | None = None) -> Attribution:
     """Integrated-gradients attribution of every token of ``text`` (see the module docstring).
@@ -127,13 +121,11 @@ def integrated_gradients(model, tokenizer, text: str, target: int | None = None,
                              weights, max_length)
 
 
-
 def gradient_x_input(model, tokenizer, text: str, target: int | None = None,
                      max_length: int | None = None) -> Attribution:
     """Gradient at the input times ``input - baseline``: one gradient, no completeness promise."""
     return _path_attribution(model, tokenizer, text, target, torch.tensor([0.0, 1.0]),
                              torch.tensor([0.0, 1.0]), max_length)
-
 
 
 def merge_wordpieces(tokens: Sequence[str], scores: Sequence[float],
@@ -158,7 +150,6 @@ def merge_wordpieces(tokens: Sequence[str], scores: Sequence[float],
     return words, np.asarray(merged)
 
 
-
 def attention_maps(model, tokenizer, text: str, max_length: int | None = None
                    ) -> tuple[list[str], np.ndarray]:
     """Tokens and attention weights, shape ``(layers, heads, tokens, tokens)``.
@@ -178,7 +169,6 @@ def attention_maps(model, tokenizer, text: str, max_length: int | None = None
     return tokenizer.convert_ids_to_tokens(encoded["input_ids"][0]), maps
 
 
-
 #: Words that negate or invert what follows (matched as whole words, case-insensitive).
 NEGATIONS = ("not", "no", "never", "nothing", "none", "nobody", "neither", "nor", "without",
              "hardly", "barely", "cannot")
@@ -191,7 +181,6 @@ SARCASM_MARKERS = (r"\byeah,? right\b", r"\boh,? (great|joy|wonderful|sure)\b",
 _NEGATION = re.compile(r"\b(" + "|".join(NEGATIONS) + r")\b|n't\b", re.IGNORECASE)
 
 _SARCASM = re.compile("|".join(SARCASM_MARKERS), re.IGNORECASE)
-
 
 
 def failure_tags(texts: Sequence[str], n_tokens: Sequence[int]) -> pd.DataFrame:
@@ -210,7 +199,6 @@ def failure_tags(texts: Sequence[str], n_tokens: Sequence[int]) -> pd.DataFrame:
     })
 
 
-
 def error_rates_by_tag(tags: pd.DataFrame, correct: Sequence[bool]) -> pd.DataFrame:
     """Per tag: examples with / without it, the error rate of each group and their ratio."""
     correct = np.asarray(correct, dtype=bool)
@@ -227,7 +215,6 @@ def error_rates_by_tag(tags: pd.DataFrame, correct: Sequence[bool]) -> pd.DataFr
     return pd.DataFrame(rows).set_index("tag")
 
 
-
 #: Gendered English words and their counterparts.  "her" is ambiguous (him/his); it maps to
 #: "his", which reads correctly in the possessive use that dominates reviews.
 GENDER_SWAPS: dict[str, str] = {
@@ -240,7 +227,6 @@ GENDER_SWAPS: dict[str, str] = {
     "wife": "husband", "king": "queen", "queen": "king", "mr": "mrs", "mrs": "mr",
     "guy": "gal", "gal": "guy",
 }
-
 
 
 def swap_words(text: str, mapping: Mapping[str, str]) -> str:
@@ -266,13 +252,11 @@ def swap_words(text: str, mapping: Mapping[str, str]) -> str:
     return pattern.sub(replace, text)
 
 
-
 def fill_template(templates: Sequence[str], names: Sequence[str]) -> list[str]:
     """Every template (with a ``{name}`` slot) filled with every name, templates outermost."""
     if any("{name}" not in t for t in templates):
         raise ValueError("every template needs a {name} slot")
     return [t.format(name=name) for t in templates for name in names]
-
 
 
 def counterfactual_shift(model, tokenizer, originals: Sequence[str], swapped: Sequence[str],
@@ -289,7 +273,6 @@ def counterfactual_shift(model, tokenizer, originals: Sequence[str], swapped: Se
         "p_swapped": p_swapped, "delta": p_swapped - p_original,
         "flipped": (p_original >= 0.5) != (p_swapped >= 0.5),
     })
-
 
 
 def shift_summary(shifts: pd.DataFrame) -> dict:

@@ -24,6 +24,15 @@ from llmbook.training.batching import (
     make_collator,
     make_dataloader,
 )
+from llmbook.training.checkpoint import (
+    BestModel,
+    Checkpointer,
+    LoopState,
+    finish_run,
+    load_training_state,
+    metrics_record,
+    save_model,
+)
 from llmbook.training.config import (
     CHECKPOINT_DIR,
     IGNORE_INDEX,
@@ -41,8 +50,13 @@ from llmbook.training.evaluation import (
     evaluate_model,
 )
 from llmbook.training.loop import (
-    save_model,
+    Progress,
+    Setup,
+    evaluate_and_keep_best,
+    micro_batches,
+    prepare,
     train,
+    training_step,
 )
 from llmbook.training.optim import (
     make_optimizer,
@@ -52,16 +66,21 @@ from llmbook.training.optim import (
 
 __all__ = [
     "Augmenter",
+    "BestModel",
     "CHECKPOINT_DIR",
+    "Checkpointer",
     "EmbeddingNeighbours",
     "IGNORE_INDEX",
     "LengthGroupedBatchSampler",
+    "LoopState",
     "METHODS",
     "METRICS_FILE",
     "MaskedLMSubstituter",
     "PRESENTATION_FIELDS",
+    "Progress",
     "STATE_FILE",
     "STOPWORDS",
+    "Setup",
     "TrainConfig",
     "TrainResult",
     "WEIGHTS_FILE",
@@ -71,14 +90,20 @@ __all__ = [
     "classification_metrics",
     "eda",
     "eda_augmenter",
+    "evaluate_and_keep_best",
     "evaluate_classifier",
     "evaluate_model",
+    "finish_run",
     "is_content_word",
+    "load_training_state",
     "make_augmenter",
     "make_collator",
     "make_dataloader",
     "make_optimizer",
+    "metrics_record",
+    "micro_batches",
     "parameter_groups",
+    "prepare",
     "random_deletion",
     "random_insertion",
     "random_swap",
@@ -86,4 +111,5 @@ __all__ = [
     "schedule_lrs",
     "synonym_replacement",
     "train",
+    "training_step",
 ]

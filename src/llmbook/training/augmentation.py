@@ -39,11 +39,9 @@ Augmenter = Callable[[Sequence[str], np.random.Generator], list[str]]
 METHODS = ("eda", "mlm")
 
 
-
 def is_content_word(word: str) -> bool:
     """Alphabetic, at least three letters and not a stop word: a word worth replacing."""
     return word.isalpha() and len(word) >= 3 and word.lower() not in STOPWORDS
-
 
 
 def random_swap(words: Sequence[str], n: int, rng: np.random.Generator) -> list[str]:
@@ -57,7 +55,6 @@ def random_swap(words: Sequence[str], n: int, rng: np.random.Generator) -> list[
     return words
 
 
-
 def random_deletion(words: Sequence[str], p: float, rng: np.random.Generator) -> list[str]:
     """Drop each word with probability ``p``, keeping at least one word."""
     if not 0 <= p < 1:
@@ -66,7 +63,6 @@ def random_deletion(words: Sequence[str], p: float, rng: np.random.Generator) ->
     if kept or not words:
         return kept
     return [words[rng.integers(len(words))]]
-
 
 
 def synonym_replacement(words: Sequence[str], n: int, rng: np.random.Generator,
@@ -80,7 +76,6 @@ def synonym_replacement(words: Sequence[str], n: int, rng: np.random.Generator,
     return words
 
 
-
 def random_insertion(words: Sequence[str], n: int, rng: np.random.Generator,
                      synonyms: Callable[[str], list[str]]) -> list[str]:
     """Insert a synonym of a random content word at a random position, ``n`` times."""
@@ -92,7 +87,6 @@ def random_insertion(words: Sequence[str], n: int, rng: np.random.Generator,
         options = synonyms(anchors[rng.integers(len(anchors))])
         words.insert(int(rng.integers(len(words) + 1)), options[rng.integers(len(options))])
     return words
-
 
 
 class EmbeddingNeighbours:
@@ -135,7 +129,6 @@ class EmbeddingNeighbours:
         return self._cache[word]
 
 
-
 def eda(text: str, rng: np.random.Generator, synonyms: Callable[[str], list[str]],
         alpha: float = 0.1) -> str:
     """One EDA sentence: one of the four operations, picked at random, changing about
@@ -154,13 +147,11 @@ def eda(text: str, rng: np.random.Generator, synonyms: Callable[[str], list[str]
     return " ".join(words)
 
 
-
 def eda_augmenter(synonyms: Callable[[str], list[str]], alpha: float = 0.1) -> Augmenter:
     """An :data:`Augmenter` applying :func:`eda` to each text."""
     def augment(texts: Sequence[str], rng: np.random.Generator) -> list[str]:
         return [eda(text, rng, synonyms, alpha) for text in texts]
     return augment
-
 
 
 class MaskedLMSubstituter:
@@ -245,7 +236,6 @@ class MaskedLMSubstituter:
         return self.tokenizer.convert_ids_to_tokens(int(top.indices[choice]))
 
 
-
 def make_augmenter(method: str, model_name: str | None = None,
                    mlm_model: str | None = None) -> Augmenter:
     """The augmenter of ``method``: ``"eda"`` (neighbours in ``model_name``'s embeddings) or
@@ -257,7 +247,6 @@ def make_augmenter(method: str, model_name: str | None = None,
             raise ValueError("'mlm' augmentation needs a trained masked LM (mlm_model)")
         return MaskedLMSubstituter.from_pretrained(mlm_model)
     raise ValueError(f"unknown augmentation {method!r}; choose one of {METHODS}")
-
 
 
 def augment_dataset(dataset: Dataset, augmenter: Augmenter, copies: int = 1,

@@ -60,11 +60,9 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         yield from batches
 
 
-
 def make_collator(tokenizer, padding: str = "longest", max_length: int | None = None):
     """Pads each batch to its longest text (``"longest"``) or always to ``max_length``."""
     return DataCollatorWithPadding(tokenizer, padding=padding, max_length=max_length)
-
 
 
 def make_dataloader(dataset, collator, batch_size: int, *, shuffle: bool, group_by_length: bool,

@@ -16,7 +16,6 @@ WEIGHTS_FILE = "model.safetensors"
 PRESENTATION_FIELDS = ("output_dir", "resume", "progress", "log_every", "checkpoint_min_seconds")
 
 
-
 @dataclass
 class TrainConfig:
     """Everything the loop needs besides the model and data.  Sizes count optimizer steps."""
@@ -66,7 +65,6 @@ class TrainConfig:
         return {k: v for k, v in asdict(self).items() if k not in PRESENTATION_FIELDS}
 
 
-
 @dataclass
 class TrainResult:
     """What a run returns: logs for plots, the best validation metrics and timings."""
@@ -80,7 +78,6 @@ class TrainResult:
     examples_per_second: float = 0.0
     stopped_early: bool = False
     output_dir: str | None = None
-
 
 
 IGNORE_INDEX = -100  # label of positions that carry no loss (padding, unmasked MLM tokens)

@@ -38,7 +38,6 @@ def classification_metrics(labels: Sequence[int], predictions: Sequence[int]) ->
     }
 
 
-
 def evaluate_classifier(model, tokenizer, dataset, max_length: int | None = None,
                         batch_size: int = 64) -> tuple[dict, pd.DataFrame]:
     """Metrics on a labeled dataset and a per-example table (text, label, prediction, score)."""
@@ -53,12 +52,10 @@ def evaluate_classifier(model, tokenizer, dataset, max_length: int | None = None
     return classification_metrics(labels, predictions), table
 
 
-
 def classification_eval(predictions: np.ndarray, labels: np.ndarray) -> dict:
     """Default metrics: accuracy and macro-F1 of the arg-max predictions."""
     metrics = classification_metrics(labels, predictions)
     return {k: metrics[k] for k in ("accuracy", "macro_f1")}
-
 
 
 def evaluate_model(model, dataloader, accelerator: Accelerator,

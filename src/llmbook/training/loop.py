@@ -22,39 +22,37 @@ several (``accelerate launch``).  What it does, in order of a step:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import shutil
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from accelerate import Accelerator
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
-from transformers import get_scheduler
+from transformers import get_scheduler, set_seed
 
-from llmbook.core.utils import Timer, set_seed
+from llmbook.core.utils import Timer
 from llmbook.training.adversarial import adversarial_backward
 from llmbook.training.batching import make_collator, make_dataloader
-from llmbook.training.config import (
-    CHECKPOINT_DIR,
-    METRICS_FILE,
-    STATE_FILE,
-    WEIGHTS_FILE,
-    TrainConfig,
-    TrainResult,
+from llmbook.training.checkpoint import (
+    BestModel,
+    Checkpointer,
+    LoopState,
+    finish_run,
+    load_training_state,
+    metrics_record,
+    save_model,
 )
+from llmbook.training.config import TrainConfig, TrainResult
 from llmbook.training.evaluation import classification_eval, evaluate_model
 from llmbook.training.optim import make_optimizer
 
 # Saving a checkpoint of a masked-LM warns that the tied decoder weights are stored once;
 # that is expected (they are re-tied on loading), so keep it out of the chapters' output.
 logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
-
 
 
 def _mixed_precision(requested: str | None) -> str:
@@ -65,10 +63,136 @@ def _mixed_precision(requested: str | None) -> str:
     return "no"
 
 
+@dataclass
+class Setup:
+    """Everything :func:`prepare` builds: the accelerator, the prepared objects and the sizes."""
 
-def _is_better(value: float, best: float | None, greater: bool) -> bool:
-    return best is None or (value > best if greater else value < best)
+    accelerator: Accelerator
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    train_loader: object
+    eval_loader: object | None
+    steps_per_epoch: int
+    total_steps: int
+    epochs: int
 
+    def unwrapped(self):
+        return self.accelerator.unwrap_model(self.model)
+
+
+def prepare(model, tokenizer, train_dataset, eval_dataset, config: TrainConfig,
+            collator=None) -> Setup:
+    """Loaders, optimizer and schedule (sized in optimizer steps), placed by accelerate."""
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        mixed_precision=_mixed_precision(config.mixed_precision),
+    )
+    collator = collator or make_collator(tokenizer)
+    train_loader = make_dataloader(train_dataset, collator, config.batch_size, shuffle=True,
+                                   group_by_length=config.group_by_length, seed=config.seed)
+    eval_loader = None if eval_dataset is None else make_dataloader(
+        eval_dataset, collator, config.eval_batch_size, shuffle=False, group_by_length=True)
+    optimizer = make_optimizer(model, config.learning_rate, config.weight_decay)
+    steps_per_epoch = math.ceil(len(train_loader) / config.gradient_accumulation_steps)
+    total_steps = config.max_steps or steps_per_epoch * config.epochs
+    scheduler = get_scheduler(config.scheduler, optimizer,
+                              num_warmup_steps=round(config.warmup_ratio * total_steps),
+                              num_training_steps=total_steps * accelerator.num_processes)
+    model, optimizer, train_loader, scheduler = accelerator.prepare(
+        model, optimizer, train_loader, scheduler)
+    if eval_loader is not None:
+        eval_loader = accelerator.prepare(eval_loader)
+    return Setup(accelerator, model, optimizer, scheduler, train_loader, eval_loader,
+                 steps_per_epoch, total_steps, math.ceil(total_steps / steps_per_epoch))
+
+
+def micro_batches(setup: Setup, state: LoopState) -> Iterator[tuple[int, dict]]:
+    """``(epoch, batch)`` from where ``state`` says the run is (after a resume: mid-epoch)."""
+    sampler = setup.train_loader.batch_sampler
+    for epoch in range(state.epoch, setup.epochs):
+        # accelerate's loader re-seeds its sampler from its own epoch counter: keep both in step
+        setup.train_loader.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        loader = setup.train_loader
+        if state.micro_step:
+            loader = setup.accelerator.skip_first_batches(setup.train_loader, state.micro_step)
+        for batch in loader:
+            yield epoch, batch
+
+
+def training_step(setup: Setup, batch: dict, config: TrainConfig, step: int,
+                  step_hooks: Sequence[Callable] = ()) -> torch.Tensor:
+    """Forward, backward (FGM too, chapter 9); every ``gradient_accumulation_steps``
+    micro-batches: clip, optimizer and scheduler step, hooks, ``zero_grad``."""
+    accelerator, model = setup.accelerator, setup.model
+    with accelerator.accumulate(model):
+        loss = model(**batch).loss
+        accelerator.backward(loss)
+        if config.adversarial_epsilon:
+            adversarial_backward(model, batch, config.adversarial_epsilon, accelerator.backward,
+                                 setup.unwrapped().get_input_embeddings().weight)
+        if accelerator.sync_gradients and config.max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        setup.optimizer.step()
+        setup.scheduler.step()
+        if accelerator.sync_gradients:  # gradients are still there (AdaLoRA reads them)
+            for hook in step_hooks:
+                hook(step + 1, setup.unwrapped())
+        setup.optimizer.zero_grad()
+    return loss
+
+
+class Progress:
+    """The progress bar, the running training loss logged every ``log_every`` steps, timings."""
+
+    def __init__(self, config: TrainConfig, setup: Setup, state: LoopState):
+        # without an explicit ``disable``, tqdm honours TQDM_DISABLE=1 (set by `make book`)
+        shown = config.progress and setup.accelerator.is_local_main_process
+        self.bar = tqdm(total=setup.total_steps, initial=state.step, desc="train", unit="step",
+                        **({} if shown else {"disable": True}))
+        self.log_every, self.setup = config.log_every, setup
+        self.loss, self.count, self.examples, self.seconds = 0.0, 0, 0, 0.0
+
+    def micro_batch(self, loss: torch.Tensor, batch: dict, seconds: float) -> None:
+        self.seconds += seconds
+        self.examples += batch["input_ids"].shape[0]
+        self.loss += loss.item()
+        self.count += 1
+
+    def optimizer_step(self, step: int, result: TrainResult) -> None:
+        self.bar.update(1)
+        if step % self.log_every == 0 or step == self.setup.total_steps:
+            result.train_log.append({
+                "step": step, "epoch": step / self.setup.steps_per_epoch,
+                "loss": self.loss / self.count, "lr": self.setup.scheduler.get_last_lr()[0],
+            })
+            self.bar.set_postfix(loss=f"{self.loss / self.count:.4f}")
+            self.loss, self.count = 0.0, 0
+
+
+def evaluate_and_keep_best(setup: Setup, state: LoopState, result: TrainResult,
+                           best: BestModel, config: TrainConfig, metrics_fn, save) -> float:
+    """Evaluate; when the metric improves, keep the weights and ``save`` them; else lose patience."""
+    metrics = evaluate_model(setup.model, setup.eval_loader, setup.accelerator, metrics_fn)
+    result.eval_log.append({"step": state.step, "epoch": state.step / setup.steps_per_epoch,
+                            **{f"eval_{k}": v for k, v in metrics.items()}})
+    value = metrics[config.metric_for_best]
+    if best.improves(value, state.best):
+        state.best, state.patience = value, 0
+        result.best_metrics, result.best_step = metrics, state.step
+        best.keep(setup.unwrapped())
+        save(setup.unwrapped())
+    else:
+        state.patience += 1
+    return value
+
+
+def _is_evaluation_step(setup: Setup, state: LoopState, config: TrainConfig,
+                        end_of_epoch: bool) -> bool:
+    every = config.eval_every or setup.steps_per_epoch
+    at_epoch_end = end_of_epoch and config.eval_every is None
+    return state.step % every == 0 or state.step == setup.total_steps or at_epoch_end
 
 
 def train(
@@ -94,174 +218,61 @@ def train(
     if eval_dataset is None and config.early_stopping_patience is not None:
         raise ValueError("early stopping needs an eval_dataset to watch")
     set_seed(config.seed)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        mixed_precision=_mixed_precision(config.mixed_precision),
-    )
-    collator = collator or make_collator(tokenizer)
-    train_loader = make_dataloader(train_dataset, collator, config.batch_size, shuffle=True,
-                                   group_by_length=config.group_by_length, seed=config.seed)
-    eval_loader = None if eval_dataset is None else make_dataloader(
-        eval_dataset, collator, config.eval_batch_size, shuffle=False, group_by_length=True)
-    sampler = train_loader.batch_sampler
-    optimizer = make_optimizer(model, config.learning_rate, config.weight_decay)
-
-    steps_per_epoch = math.ceil(len(train_loader) / config.gradient_accumulation_steps)
-    total_steps = config.max_steps or steps_per_epoch * config.epochs
-    epochs = math.ceil(total_steps / steps_per_epoch)
-    scheduler = get_scheduler(config.scheduler, optimizer,
-                              num_warmup_steps=round(config.warmup_ratio * total_steps),
-                              num_training_steps=total_steps * accelerator.num_processes)
-    model, optimizer, train_loader, scheduler = accelerator.prepare(
-        model, optimizer, train_loader, scheduler
-    )
-    if eval_loader is not None:
-        eval_loader = accelerator.prepare(eval_loader)
-
-    result = TrainResult(total_steps=total_steps, output_dir=config.output_dir)
+    setup = prepare(model, tokenizer, train_dataset, eval_dataset, config, collator)
     out = Path(config.output_dir) if config.output_dir else None
-    state = {"step": 0, "epoch": 0, "micro_step": 0, "best": None, "patience": 0}
-    if out and config.resume and (out / CHECKPOINT_DIR / STATE_FILE).exists():
-        accelerator.load_state(str(out / CHECKPOINT_DIR))
-        saved = json.loads((out / CHECKPOINT_DIR / STATE_FILE).read_text())
-        state, result = saved["state"], TrainResult(**saved["result"])
-    # the best weights so far: after a resume, the ones saved before the interruption
-    best_weights = None
-    if state["best"] is not None and (out / WEIGHTS_FILE).exists():
-        best_weights = load_file(out / WEIGHTS_FILE)
-    eval_every = config.eval_every or steps_per_epoch
-    # without an explicit ``disable``, tqdm honours TQDM_DISABLE=1 (set by `make book`)
-    quiet = {} if config.progress and accelerator.is_local_main_process else {"disable": True}
-    bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step", **quiet)
-    running_loss, running_count, examples = 0.0, 0, 0
-    model.train()
-    step_timer_seconds = checkpointed_at = 0.0
-
-    def keep_if_best() -> None:
-        """Evaluate; keep (and save) the weights when they are the best so far."""
-        nonlocal best_weights
-        metrics = evaluate_model(model, eval_loader, accelerator, metrics_fn)
-        row = {"step": state["step"], "epoch": state["step"] / steps_per_epoch,
-               **{f"eval_{k}": v for k, v in metrics.items()}}
-        result.eval_log.append(row)
-        value = metrics[config.metric_for_best]
-        if _is_better(value, state["best"], config.greater_is_better):
-            state["best"], state["patience"] = value, 0
-            result.best_metrics, result.best_step = metrics, state["step"]
-            unwrapped = accelerator.unwrap_model(model)
-            best_weights = {k: v.detach().to("cpu", copy=True)
-                            for k, v in unwrapped.state_dict().items()}
-            if out and accelerator.is_main_process:
-                save_model(unwrapped, tokenizer, out, metrics=_metrics_record(result, config))
-        else:
-            state["patience"] += 1
-        bar.set_postfix({f"val_{config.metric_for_best}": f"{value:.4f}"})
-
-    def evaluate_and_checkpoint() -> bool:
-        """Evaluate (with an eval set), checkpoint unless finished; True to stop early."""
-        nonlocal checkpointed_at
-        if eval_loader is not None:
-            keep_if_best()
-        worth_it = step_timer_seconds - checkpointed_at >= config.checkpoint_min_seconds
-        if out and worth_it and state["step"] < total_steps:  # finished: nothing to resume
-            checkpointed_at = step_timer_seconds
-            accelerator.save_state(str(out / CHECKPOINT_DIR))
-            if accelerator.is_main_process:
-                (out / CHECKPOINT_DIR / STATE_FILE).write_text(
-                    json.dumps({"state": state, "result": asdict(result)})
-                )
-        patience = config.early_stopping_patience
-        return patience is not None and state["patience"] >= patience
-
-    stop = False
-    for epoch in range(state["epoch"], epochs):
-        # accelerate's loader re-seeds its sampler from its own epoch counter: keep both in step
-        train_loader.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        loader = train_loader
-        if state["micro_step"]:
-            loader = accelerator.skip_first_batches(train_loader, state["micro_step"])
-        for batch in loader:
-            with Timer() as timer, accelerator.accumulate(model):
-                loss = model(**batch).loss
-                accelerator.backward(loss)
-                if config.adversarial_epsilon:
-                    adversarial_backward(model, batch, config.adversarial_epsilon,
-                                         accelerator.backward, accelerator.unwrap_model(model)
-                                         .get_input_embeddings().weight)
-                if accelerator.sync_gradients and config.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                if accelerator.sync_gradients:  # gradients are still there (AdaLoRA reads them)
-                    for hook in step_hooks:
-                        hook(state["step"] + 1, accelerator.unwrap_model(model))
-                optimizer.zero_grad()
-            step_timer_seconds += timer.seconds
-            state["micro_step"] += 1
-            examples += batch["input_ids"].shape[0]
-            running_loss += loss.item()
-            running_count += 1
-            if not accelerator.sync_gradients:
-                continue
-            state["step"] += 1
-            bar.update(1)
-            if state["step"] % config.log_every == 0 or state["step"] == total_steps:
-                result.train_log.append({
-                    "step": state["step"], "epoch": state["step"] / steps_per_epoch,
-                    "loss": running_loss / running_count, "lr": scheduler.get_last_lr()[0],
-                })
-                bar.set_postfix(loss=f"{running_loss / running_count:.4f}")
-                running_loss, running_count = 0.0, 0
-            end_of_epoch = state["micro_step"] == len(train_loader)
-            if end_of_epoch:
-                state["epoch"], state["micro_step"] = epoch + 1, 0
-            at_epoch_end = end_of_epoch and config.eval_every is None
-            if state["step"] % eval_every == 0 or state["step"] == total_steps or at_epoch_end:
-                stop = evaluate_and_checkpoint()
-            if stop or state["step"] >= total_steps:
-                stop = True
+    state, result = load_training_state(setup.accelerator, out) or (
+        LoopState(), TrainResult(total_steps=setup.total_steps, output_dir=config.output_dir))
+    best = BestModel.resumed(config, state, out)
+    checkpointer = Checkpointer(out, config.checkpoint_min_seconds)
+    progress = Progress(config, setup, state)
+    save_best = _best_saver(setup, tokenizer, out, result, config)
+    setup.model.train()
+    for epoch, batch in micro_batches(setup, state):
+        with Timer() as timer:
+            loss = training_step(setup, batch, config, state.step, step_hooks)
+        progress.micro_batch(loss, batch, timer.seconds)
+        state.micro_step += 1
+        if not setup.accelerator.sync_gradients:
+            continue
+        state.step += 1
+        progress.optimizer_step(state.step, result)
+        end_of_epoch = state.micro_step == len(setup.train_loader)
+        if end_of_epoch:
+            state.epoch, state.micro_step = epoch + 1, 0
+        if _is_evaluation_step(setup, state, config, end_of_epoch):
+            if setup.eval_loader is not None:
+                value = evaluate_and_keep_best(setup, state, result, best, config, metrics_fn,
+                                               save_best)
+                progress.bar.set_postfix({f"val_{config.metric_for_best}": f"{value:.4f}"})
+            if state.step < setup.total_steps:  # finished: nothing to resume
+                checkpointer.maybe_save(setup.accelerator, state, result, progress.seconds)
+            patience = config.early_stopping_patience
+            if patience is not None and state.patience >= patience:
                 break
-        if stop:
+        if state.step >= setup.total_steps:
             break
-    bar.close()
-    result.stopped_early = state["step"] < total_steps
-    result.train_seconds += step_timer_seconds
-    result.examples_per_second = examples / step_timer_seconds if step_timer_seconds else 0.0
-    unwrapped = accelerator.unwrap_model(model)
-    if best_weights is not None:
-        _, unexpected = unwrapped.load_state_dict(best_weights, strict=False)
-        if unexpected:
-            raise RuntimeError(f"best checkpoint does not match the model: {unexpected[:5]}")
-    if out and accelerator.is_main_process:
-        if eval_loader is None:  # nothing was selected: save the final weights
-            save_model(unwrapped, tokenizer, out)
-        (out / METRICS_FILE).write_text(json.dumps(_metrics_record(result, config), indent=2))
-        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)  # finished: nothing to resume
-    unwrapped.eval()
+    return _finish(setup, tokenizer, out, state, result, best, progress, config)
+
+
+def _best_saver(setup: Setup, tokenizer, out: Path | None, result: TrainResult,
+                config: TrainConfig) -> Callable:
+    """With an output directory, the best model so far is saved there (on the main process)."""
+    def save(model) -> None:
+        if out and setup.accelerator.is_main_process:
+            save_model(model, tokenizer, out, metrics=metrics_record(result, config))
+    return save
+
+
+def _finish(setup: Setup, tokenizer, out: Path | None, state: LoopState, result: TrainResult,
+            best: BestModel, progress: Progress, config: TrainConfig) -> TrainResult:
+    """Timings, the best weights back into the model, the run's files, ``eval()`` mode."""
+    progress.bar.close()
+    result.stopped_early = state.step < setup.total_steps
+    result.train_seconds += progress.seconds
+    result.examples_per_second = progress.examples / progress.seconds if progress.seconds else 0.0
+    model = setup.unwrapped()
+    best.restore(model)
+    if out and setup.accelerator.is_main_process:
+        finish_run(model, tokenizer, out, result, config, selected=setup.eval_loader is not None)
+    model.eval()
     return result
-
-
-
-def _metrics_record(result: TrainResult, config: TrainConfig) -> dict:
-    return {
-        "best_validation": result.best_metrics,
-        "best_step": result.best_step,
-        "total_steps": result.total_steps,
-        "train_seconds": result.train_seconds,
-        "examples_per_second": result.examples_per_second,
-        "stopped_early": result.stopped_early,
-        "config": asdict(config),
-        "train_log": result.train_log,
-        "eval_log": result.eval_log,
-    }
-
-
-
-def save_model(model, tokenizer, directory: Path, metrics: dict | None = None) -> None:
-    """Write safetensors weights, config, tokenizer and (optionally) ``metrics.json``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    if metrics is not None:
-        (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))

@@ -8,7 +8,6 @@ from transformers import get_scheduler
 _NO_DECAY = ("bias", "layernorm", "layer_norm", "norm.weight")
 
 
-
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """Trainable parameters split into decayed weights and non-decayed biases/LayerNorms."""
     decay, no_decay = [], []
@@ -23,7 +22,6 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-
 def make_optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float):
     """``torch.optim.AdamW`` (``transformers.AdamW`` was removed) with decoupled decay.
 
@@ -34,7 +32,6 @@ def make_optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: f
     groups = parameter_groups(model, weight_decay)
     fused = all(p.is_floating_point() for group in groups for p in group["params"])
     return torch.optim.AdamW(groups, lr=learning_rate, fused=fused)
-
 
 
 def schedule_lrs(peak_lr: float, warmup_steps: int, num_training_steps: int, steps: int,

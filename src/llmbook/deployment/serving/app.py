@@ -83,7 +83,6 @@ def parse_texts(body: bytes, config: ServeConfig) -> list[str]:
     return texts
 
 
-
 async def read_body(request, limit: int) -> bytes:
     """The request body, refusing (413) more than ``limit`` bytes without reading it all."""
     declared = request.headers.get("content-length")
@@ -97,7 +96,6 @@ async def read_body(request, limit: int) -> bytes:
             raise too_big
         chunks.append(chunk)
     return b"".join(chunks)
-
 
 
 # ----------------------------------------------------------------------------- the app
@@ -196,7 +194,6 @@ def create_app(model_dir: str | Path, backend: str | None = None,
                                             "predictions": predictions})
 
     return app
-
 
 
 def run_server(model_dir: str | Path, backend: str | None = None, host: str = "127.0.0.1",

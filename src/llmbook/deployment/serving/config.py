@@ -8,7 +8,6 @@ from dataclasses import dataclass
 log = logging.getLogger("llmbook.deployment.serving.app")
 
 
-
 @dataclass(frozen=True)
 class ServeConfig:
     """Limits and batching of the server (defaults sized for one 2-core replica)."""
@@ -37,10 +36,8 @@ class ServeConfig:
             raise ValueError(f"ServeConfig: {', '.join(small)} must be at least 1")
 
 
-
 class StartupError(RuntimeError):
     """The server refuses to start; the message says why."""
-
 
 
 class RequestError(Exception):

@@ -23,7 +23,6 @@ _PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
 )
 
 
-
 def mask_pii(text: str) -> str:
     """``text`` with e-mails, IP addresses, card-like numbers and phone numbers replaced."""
     if not isinstance(text, str):

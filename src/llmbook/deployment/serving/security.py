@@ -13,7 +13,6 @@ from llmbook.deployment.serving.config import StartupError
 KEYS_VARIABLE, KEYS_FILE_VARIABLE = "LLMBOOK_API_KEYS", "LLMBOOK_API_KEYS_FILE"
 
 
-
 # ----------------------------------------------------------------------------- access control
 def load_api_keys(environ: dict | None = None) -> list[str]:
     """Keys from ``$LLMBOOK_API_KEYS`` (comma-separated) and ``$LLMBOOK_API_KEYS_FILE``."""
@@ -27,11 +26,9 @@ def load_api_keys(environ: dict | None = None) -> list[str]:
     return [k for k in keys if k]
 
 
-
 def key_id(key: str) -> str:
     """A short, non-reversible name for a key (for rate limiting and logs)."""
     return hashlib.sha256(key.encode()).hexdigest()[:8]
-
 
 
 def match_key(presented: str, keys: list[str]) -> str | None:
@@ -41,7 +38,6 @@ def match_key(presented: str, keys: list[str]) -> str | None:
         if hmac.compare_digest(presented.encode(), key.encode()):
             found = key
     return found
-
 
 
 class RateLimiter:

@@ -1,0 +1,128 @@
+"""Best-model tracking, checkpoint and resume, and the files a finished run leaves (chapter 4).
+
+The loop of :mod:`llmbook.training.loop` keeps the weights of its best evaluation in memory
+(:class:`BestModel`), writes a resumable training state now and then (:class:`Checkpointer`),
+and, when it finishes, leaves a model directory with ``metrics.json`` and no checkpoint
+(:func:`finish_run`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+from llmbook.training.config import (
+    CHECKPOINT_DIR,
+    METRICS_FILE,
+    STATE_FILE,
+    WEIGHTS_FILE,
+    TrainConfig,
+    TrainResult,
+)
+
+
+@dataclass
+class LoopState:
+    """Where the loop is: optimizer steps, epoch, micro-batches into it, best metric, patience."""
+
+    step: int = 0
+    epoch: int = 0
+    micro_step: int = 0
+    best: float | None = None
+    patience: int = 0  # evaluations since the best one
+
+
+class BestModel:
+    """The weights of the best evaluation so far, copied to the CPU."""
+
+    def __init__(self, greater_is_better: bool, weights: dict | None = None):
+        self.greater_is_better = greater_is_better
+        self.weights = weights
+
+    @classmethod
+    def resumed(cls, config: TrainConfig, state: LoopState, out: Path | None) -> BestModel:
+        """After a resume, the best weights are the ones saved before the interruption."""
+        saved = out is not None and state.best is not None and (out / WEIGHTS_FILE).exists()
+        return cls(config.greater_is_better, load_file(out / WEIGHTS_FILE) if saved else None)
+
+    def improves(self, value: float, best: float | None) -> bool:
+        return best is None or (value > best if self.greater_is_better else value < best)
+
+    def keep(self, model) -> None:
+        self.weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+    def restore(self, model) -> None:
+        """Load the kept weights into ``model`` (nothing to do if none were kept)."""
+        if self.weights is None:
+            return
+        _, unexpected = model.load_state_dict(self.weights, strict=False)
+        if unexpected:
+            raise RuntimeError(f"best checkpoint does not match the model: {unexpected[:5]}")
+
+
+class Checkpointer:
+    """Writes the resumable state to ``out/checkpoint`` -- unless too little time has passed.
+
+    A short run is cheaper to redo than to checkpoint: a save needs ``min_seconds`` of
+    training since the previous one.
+    """
+
+    def __init__(self, out: Path | None, min_seconds: float):
+        self.out, self.min_seconds, self.saved_at = out, min_seconds, 0.0
+
+    def maybe_save(self, accelerator, state: LoopState, result: TrainResult,
+                   seconds: float) -> None:
+        if self.out is None or seconds - self.saved_at < self.min_seconds:
+            return
+        self.saved_at = seconds
+        accelerator.save_state(str(self.out / CHECKPOINT_DIR))
+        if accelerator.is_main_process:
+            record = {"state": asdict(state), "result": asdict(result)}
+            (self.out / CHECKPOINT_DIR / STATE_FILE).write_text(json.dumps(record))
+
+
+def load_training_state(accelerator, out: Path | None) -> tuple[LoopState, TrainResult] | None:
+    """The state of an interrupted run in ``out`` (restoring model, optimizer, RNGs), or None."""
+    if out is None or not (out / CHECKPOINT_DIR / STATE_FILE).exists():
+        return None
+    accelerator.load_state(str(out / CHECKPOINT_DIR))
+    saved = json.loads((out / CHECKPOINT_DIR / STATE_FILE).read_text())
+    return LoopState(**saved["state"]), TrainResult(**saved["result"])
+
+
+def metrics_record(result: TrainResult, config: TrainConfig) -> dict:
+    """What ``metrics.json`` holds: the best validation metrics, timings, logs and config."""
+    return {
+        "best_validation": result.best_metrics,
+        "best_step": result.best_step,
+        "total_steps": result.total_steps,
+        "train_seconds": result.train_seconds,
+        "examples_per_second": result.examples_per_second,
+        "stopped_early": result.stopped_early,
+        "config": asdict(config),
+        "train_log": result.train_log,
+        "eval_log": result.eval_log,
+    }
+
+
+def save_model(model, tokenizer, directory: Path, metrics: dict | None = None) -> None:
+    """Write safetensors weights, config, tokenizer and (optionally) ``metrics.json``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    if metrics is not None:
+        (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+
+
+def finish_run(model, tokenizer, out: Path, result: TrainResult, config: TrainConfig,
+               selected: bool) -> None:
+    """Leave ``out`` as a finished run: the model (the final weights if no evaluation selected
+    one), ``metrics.json``, and no checkpoint (there is nothing to resume)."""
+    if not selected:
+        save_model(model, tokenizer, out)
+    (out / METRICS_FILE).write_text(json.dumps(metrics_record(result, config), indent=2))
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
