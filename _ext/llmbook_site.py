@@ -1,4 +1,4 @@
-"""Sphinx fixes for the book's site, found by its browser test (tests/test_site.py).
+"""Sphinx fixes for the book's site, found by its browser test (tests/integration/test_site.py).
 
 Loaded from ``_config.yml`` (``sphinx.local_extensions``).  Two console errors on every page
 of a stock jupyter-book 1.0 site, both from upstream packages:

@@ -1,6 +1,63 @@
-"""Shared fixtures: the tests run offline in the smoke profile, like CI."""
+"""Shared fixtures: the tests run offline in the smoke profile, like CI.
 
+``tiny_bert_config`` and ``tiny_classifier_dir`` are the one tiny model of the test suite: a
+randomly initialised BERT, 32 wide, with MiniLM's tokenizer (the loop tests of
+``tests/unit/training`` keep their own, smaller ones, unchanged since the loop was split).
+"""
+
+import importlib.util
 import os
 
 os.environ.setdefault("LLMBOOK_PROFILE", "smoke")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+from transformers import BertConfig, BertForSequenceClassification, set_seed  # noqa: E402
+
+from llmbook.data import LABEL_NAMES  # noqa: E402
+from llmbook.models import load_tokenizer  # noqa: E402
+
+TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+             "intermediate_size": 64}
+
+
+@pytest.fixture(scope="session")
+def minilm_tokenizer():
+    return load_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_config(minilm_tokenizer):
+    """``tiny_bert_config(**overrides)``: a 1-layer, 32-wide BertConfig on MiniLM's vocabulary."""
+    def make(**overrides) -> BertConfig:
+        return BertConfig(**{"vocab_size": minilm_tokenizer.vocab_size, **TINY_BERT, **overrides})
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_dir(tiny_bert_config):
+    """``tiny_classifier_dir(directory, layers=2, heads=4)``: save a tiny classifier with MiniLM's
+    tokenizer (``model_max_length`` 32) and label names into ``directory``; return it."""
+    def make(directory, layers: int = 2, heads: int = 4):
+        set_seed(0)
+        tokenizer = load_tokenizer()
+        tokenizer.model_max_length = 32
+        config = tiny_bert_config(num_hidden_layers=layers, num_attention_heads=heads,
+                                  num_labels=2, max_position_embeddings=64,
+                                  id2label=dict(enumerate(LABEL_NAMES)),
+                                  label2id={n: i for i, n in enumerate(LABEL_NAMES)})
+        BertForSequenceClassification(config).eval().save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+        return directory
+    return make
+
+
+@pytest.fixture
+def hide_package(monkeypatch):
+    """``hide_package(name)``: make ``name`` look uninstalled to ``importlib.util.find_spec``."""
+    real = importlib.util.find_spec
+
+    def hide(name: str) -> None:
+        monkeypatch.setattr(importlib.util, "find_spec",
+                            lambda module, *a: None if module == name else real(module, *a))
+    return hide

@@ -1,10 +1,12 @@
 """``python -m llmbook.bench finetune | serve``: the benchmarks' first entry point, kept working.
 
-The same commands are ``llmbook bench finetune | serve``; the code is in
+It is ``llmbook bench finetune | serve`` (:mod:`llmbook.cli`); the code is in
 :mod:`llmbook.deployment.benchmark`.
 """
 
-from llmbook.deployment.benchmark import main
+import sys
+
+from llmbook.cli import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(["bench", *sys.argv[1:]]))

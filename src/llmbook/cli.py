@@ -228,6 +228,12 @@ def _serve(args) -> int:
                       config=config)
 
 
+def _bench(args) -> int:
+    from llmbook.deployment.benchmark import run_benchmark
+
+    return run_benchmark(args.benchmark, args.profile, args.examples)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmbook", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -298,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (gets a sha256 manifest)")
     p.set_defaults(func=_export)
 
-    p = commands.add_parser("serve", help="serve a model over HTTP (see llmbook.deployment.serving.app)")
+    p = commands.add_parser("serve", help="serve a model over HTTP "
+                                          "(see llmbook.deployment.serving)")
     p.add_argument("--model", required=True, help="model directory with a sha256 manifest")
     p.add_argument("--backend", choices=["onnx", "torch"], default=None,
                    help="default: onnx if the directory holds model.onnx, else torch")
@@ -309,6 +316,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queue-size", type=int, default=32,
                    help="requests waiting for the model; beyond it new requests get 503")
     p.set_defaults(func=_serve)
+
+    p = commands.add_parser("bench", help="benchmarks: training throughput (finetune), the API "
+                                          "under load (serve)")
+    p.add_argument("benchmark", choices=["finetune", "serve"])
+    p.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None)
+    p.add_argument("--examples", type=int, default=None,
+                   help="training examples per measured run (finetune; default: the profile's)")
+    p.set_defaults(func=_bench)
     return parser
 
 

@@ -24,11 +24,12 @@ from llmbook.adaptation.fewshot import (
 from llmbook.adaptation.finetune import (
     ADDED_SPEC_OPTIONS,
     ADDED_TRAIN_OPTIONS,
-    FinetuneRun,
     FinetuneSpec,
+    build_model,
     finetune,
     finetune_seeds,
     model_key,
+    prepare_splits,
     seed_summary,
 )
 from llmbook.adaptation.peft_methods import (
@@ -71,7 +72,6 @@ __all__ = [
     "CLOZE_TEMPLATE",
     "CLOZE_WORDS",
     "CONTENT_FREE",
-    "FinetuneRun",
     "FinetuneSpec",
     "LEARNING_RATES",
     "LinearProbe",
@@ -88,6 +88,7 @@ __all__ = [
     "VADER_THRESHOLDS",
     "VaderLexicon",
     "accuracies",
+    "build_model",
     "calibrate",
     "chat_prompt",
     "cloze_probs",
@@ -104,6 +105,7 @@ __all__ = [
     "label_word_probs",
     "load_generator",
     "model_key",
+    "prepare_splits",
     "probe_curve",
     "run_baselines",
     "seed_summary",

@@ -8,7 +8,8 @@ scores these first, on the same splits:
   threshold;
 * :class:`TfidfLogisticRegression` -- word 1-2 gram TF-IDF features and a logistic regression;
 * :class:`LinearProbe` -- a logistic regression on *frozen* MiniLM sentence embeddings
-  (:func:`llmbook.models.embeddings.embed_texts`), i.e. what pretraining gives before any fine-tuning.
+  (:func:`llmbook.models.embeddings.embed_texts`), i.e. what pretraining gives before any
+  fine-tuning.
 
 Each has ``fit(texts, labels) -> self`` and ``predict(texts) -> np.ndarray`` of ints
 (0 negative, 1 positive); :func:`run_baselines` fits and scores them all into one table.
@@ -23,6 +24,7 @@ import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from llmbook.core.utils import Timer
 from llmbook.data.tokenization import check_texts
@@ -93,8 +95,6 @@ class VaderLexicon:
         threshold: float = VADER_DEFAULT_THRESHOLD,
         grid: Sequence[float] = VADER_THRESHOLDS,
     ) -> None:
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
         self.threshold = float(threshold)
         self.grid = tuple(grid)
         if not self.grid:

@@ -2,7 +2,8 @@
 
 Three learners see exactly the same k-shot sets (:func:`llmbook.data.corpora.sample_per_class`):
 a logistic-regression probe on frozen MiniLM embeddings, LoRA, and full fine-tuning, both
-through :func:`llmbook.adaptation.finetune.finetune` (so every run is cached in ``runs/``).  Few-shot
+through :func:`llmbook.adaptation.finetune.finetune` (so every run is cached in ``runs/``).
+Few-shot
 runs have no real validation set to select on, so they train a fixed budget of steps and
 keep the final weights.
 """

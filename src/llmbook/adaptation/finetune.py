@@ -16,13 +16,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
-from datasets import concatenate_datasets
+from datasets import DatasetDict, concatenate_datasets
 from transformers import set_seed
 
 from llmbook import __version__
 from llmbook.adaptation.peft_methods import LEARNING_RATES
 from llmbook.core.profiles import Profile
-from llmbook.core.runs import config_key, drop_unset, finished_metrics, run_dir
+from llmbook.core.runs import METRICS_FILE, Run, cached_run, drop_unset
 from llmbook.core.utils import Timer
 from llmbook.data.corpora import limit_sizes, load_sentiment, sample_per_class, subsample
 from llmbook.data.tokenization import tokenize_dataset
@@ -37,11 +37,12 @@ from llmbook.models.adapters import (
 from llmbook.models.inference import load_for_inference
 from llmbook.models.loading import load_classifier, load_tokenizer
 from llmbook.training.augmentation import augment_dataset, make_augmenter
-from llmbook.training.config import METRICS_FILE, TrainConfig
+from llmbook.training.config import TrainConfig
 from llmbook.training.evaluation import evaluate_classifier
 from llmbook.training.loop import train
 
-#: Options added after cache version 2, with their defaults (see :func:`llmbook.core.runs.drop_unset`):
+#: Options added after cache version 2, with their defaults (see
+#: :func:`llmbook.core.runs.drop_unset`):
 #: on the spec itself, and on its :class:`~llmbook.training.config.TrainConfig`.
 ADDED_SPEC_OPTIONS: dict = {"method": "full", "rank": 8, "shots_per_class": None,
                             "replay_task": None, "replay_size": 0,
@@ -62,11 +63,13 @@ class FinetuneSpec:
     train: TrainConfig = field(default_factory=TrainConfig)
     #: hidden and attention dropout of the classifier; None keeps the model's own (chapter 9)
     dropout: float | None = None
-    #: training-set augmentation (chapter 9): None, "eda" or "mlm" (:mod:`llmbook.training.augmentation`),
+    #: training-set augmentation (chapter 9): None, "eda" or "mlm"
+    #: (:mod:`llmbook.training.augmentation`),
     #: one augmented copy of every training example; "mlm" samples from ``augment_model``
     augment: str | None = None
     augment_model: str | None = None
-    #: "full" or a parameter-efficient method of llmbook.models.adapters (chapter 6); rank for (Ada)LoRA
+    #: "full" or a parameter-efficient method of llmbook.models.adapters (chapter 6); rank for
+    #: (Ada)LoRA
     method: str = "full"
     rank: int = 8
     #: few-shot training set (chapter 7): this many examples per class, drawn with the seed
@@ -81,7 +84,8 @@ class FinetuneSpec:
         """The profile's sizes and hyper-parameters, with ``train_overrides`` applied.
 
         A parameter-efficient ``method`` gets its own learning rate
-        (:data:`llmbook.adaptation.peft_methods.LEARNING_RATES`) unless ``learning_rate`` is overridden.
+        (:data:`llmbook.adaptation.peft_methods.LEARNING_RATES`) unless ``learning_rate`` is
+        overridden.
         """
         learning_rate = (profile.learning_rate if method == "full"
                          else LEARNING_RATES[check_method(method)])
@@ -120,35 +124,21 @@ def model_key(name: str) -> str:
     return name
 
 
-@dataclass
-class FinetuneRun:
-    """A finished run: where it is and what it measured."""
-
-    model_dir: Path
-    metrics: dict
-    cached: bool
-
-    @property
-    def test_metrics(self) -> dict:
-        return self.metrics["test"]
-
-    def load(self):
-        """``(tokenizer, model)`` of the best checkpoint, ready for inference."""
-        return load_for_inference(self.model_dir)
-
-
-def finetune(spec: FinetuneSpec, out: str | Path | None = None, force: bool = False
-             ) -> FinetuneRun:
+def finetune(spec: FinetuneSpec, out: str | Path | None = None, force: bool = False) -> Run:
     """Train (or load from the ``runs/`` cache) the run described by ``spec``.
 
     ``out`` overrides the cache directory.  ``force`` retrains even when a finished run exists.
     """
-    key_config = spec.cache_config()
-    directory = Path(out) if out else run_dir("finetune", key_config)
-    finished = None if force else finished_metrics(directory, key_config)
-    if finished is not None:
-        return FinetuneRun(directory, finished, cached=True)
+    key = spec.cache_config()
+    return cached_run("finetune", key, lambda directory: _train_run(spec, directory), out,
+                      force, loader=load_for_inference)
 
+
+def prepare_splits(spec: FinetuneSpec) -> tuple[DatasetDict, float]:
+    """The spec's splits: profile sizes, rehearsal data mixed in, k shots, augmentation.
+
+    Returns the splits and the seconds augmentation took.
+    """
     splits = limit_sizes(load_sentiment(spec.task), spec.train_size, spec.eval_size)
     if spec.replay_task:
         earlier = subsample(load_sentiment(spec.replay_task)["train"], spec.train_size)
@@ -157,46 +147,50 @@ def finetune(spec: FinetuneSpec, out: str | Path | None = None, force: bool = Fa
     if spec.shots_per_class:
         splits["train"] = sample_per_class(splits["train"], spec.shots_per_class,
                                            seed=spec.train.seed)
-    augment_seconds = 0.0
-    if spec.augment:
-        with Timer() as timer:
-            augmenter = make_augmenter(spec.augment, spec.model_name, spec.augment_model)
-            splits["train"] = augment_dataset(splits["train"], augmenter, seed=spec.train.seed)
-        augment_seconds = timer.seconds
+    if not spec.augment:
+        return splits, 0.0
+    with Timer() as timer:
+        augmenter = make_augmenter(spec.augment, spec.model_name, spec.augment_model)
+        splits["train"] = augment_dataset(splits["train"], augmenter, seed=spec.train.seed)
+    return splits, timer.seconds
+
+
+def build_model(spec: FinetuneSpec, train_examples: int):
+    """The classifier to train: the spec's model with its dropout, adapted by its method."""
+    set_seed(spec.train.seed)
+    model = load_classifier(num_labels=2, name=spec.model_name, dropout=spec.dropout)
+    return adapt(model, spec.method, rank=spec.rank, total_steps=spec.total_steps(train_examples))
+
+
+def _train_run(spec: FinetuneSpec, directory: Path) -> dict:
+    """Prepare the data, build the model, train into ``directory``, evaluate on test once."""
+    splits, augment_seconds = prepare_splits(spec)
     tokenizer = load_tokenizer(spec.model_name)
     tokenizer.model_max_length = spec.max_length  # saved with the model: inference truncates alike
     # a few-shot run trains a fixed budget and keeps its final weights (chapter 7): a large
     # validation set would not exist in a real few-shot setting, so none is used
     used = ("train",) if spec.shots_per_class else ("train", "validation")
     encoded = {name: tokenize_dataset(splits[name], tokenizer, spec.max_length) for name in used}
-    set_seed(spec.train.seed)
-    model = adapt(load_classifier(num_labels=2, name=spec.model_name, dropout=spec.dropout),
-                  spec.method, rank=spec.rank, total_steps=spec.total_steps(len(splits["train"])))
-    config = replace(spec.train, output_dir=str(directory))
+    model = build_model(spec, len(splits["train"]))
     if spec.method != "full":
         directory.mkdir(parents=True, exist_ok=True)
         save_record(directory, spec.method, spec.model_name)
-    train(model, tokenizer, encoded["train"], encoded.get("validation"), config,
-          step_hooks=step_hooks(model))
-
+    train(model, tokenizer, encoded["train"], encoded.get("validation"),
+          replace(spec.train, output_dir=str(directory)), step_hooks=step_hooks(model))
     test_metrics, _ = evaluate_classifier(model, tokenizer, splits["test"], spec.max_length,
                                           spec.train.eval_batch_size)
-    metrics = json.loads((directory / METRICS_FILE).read_text())
     trainable, total = count_parameters(model)
-    metrics.update(spec=key_config, run_key=config_key(key_config), test=test_metrics,
-                   train_examples=len(splits["train"]), augment_seconds=augment_seconds,
-                   trainable_parameters=trainable, total_parameters=total,
-                   weights_bytes=adapter_bytes(directory))
-    (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-    return FinetuneRun(directory, metrics, cached=False)
+    return dict(test=test_metrics, train_examples=len(splits["train"]),
+                augment_seconds=augment_seconds, trainable_parameters=trainable,
+                total_parameters=total, weights_bytes=adapter_bytes(directory))
 
 
-def finetune_seeds(spec: FinetuneSpec, seeds: Sequence[int]) -> list[FinetuneRun]:
+def finetune_seeds(spec: FinetuneSpec, seeds: Sequence[int]) -> list[Run]:
     """The run of ``spec`` once per seed (head initialisation, data order, dropout)."""
     return [finetune(replace(spec, train=replace(spec.train, seed=seed))) for seed in seeds]
 
 
-def seed_summary(runs_by_model: dict[str, list[FinetuneRun]]) -> pd.DataFrame:
+def seed_summary(runs_by_model: dict[str, list[Run]]) -> pd.DataFrame:
     """Mean and standard deviation over seeds of validation and test accuracy, per model."""
     rows = [{"model": name, "validation accuracy": run.metrics["best_validation"]["accuracy"],
              "test accuracy": run.test_metrics["accuracy"]}

@@ -1,4 +1,5 @@
-"""Chapter 6's comparison of parameter-efficient methods: their learning rates, memory and time per step, and the comparison table."""
+"""Chapter 6's comparison of parameter-efficient methods: their learning rates, memory and time per
+step, and the comparison table."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ import json
 import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
+from llmbook.data.corpora import load_sentiment
 from llmbook.models.adapters import adapt, adapter_bytes, check_method
+from llmbook.models.loading import load_classifier, load_tokenizer
+from llmbook.training.optim import make_optimizer
 
 #: Learning rates that work on this data for each method (full fine-tuning uses the profile's);
 #: chapter 6 measures a sweep for LoRA on the validation split.
@@ -20,11 +26,9 @@ LEARNING_RATES = {"lora": 1e-3, "adalora": 1e-3, "prefix": 1e-2, "prompt": 3e-2,
 def comparison_table(runs: dict, costs: dict[str, dict]):
     """One row per method: trainable parameters, accuracy, size on disk, memory and speed.
 
-    ``runs`` maps a method label to its :class:`llmbook.adaptation.finetune.FinetuneRun`, ``costs`` to
+    ``runs`` maps a method label to its :class:`llmbook.adaptation.finetune.Run`, ``costs`` to
     :func:`training_cost` measured side by side; ratios are to the ``full`` row.
     """
-    import pandas as pd
-
     rows = []
     for label, run in runs.items():
         metrics = dict(run.metrics)
@@ -58,12 +62,6 @@ def _rss_mb() -> float:
 def _training_cost(method: str, model_name: str, batch_size: int, max_length: int,
                    steps: int) -> dict:
     """In a fresh process: memory after loading; peak memory and speed over ``steps`` steps."""
-    import time
-
-    from llmbook.data.corpora import load_sentiment
-    from llmbook.models.loading import load_classifier, load_tokenizer
-    from llmbook.training.optim import make_optimizer
-
     torch.manual_seed(0)
     tokenizer = load_tokenizer(model_name)
     texts = list(load_sentiment("rotten_tomatoes")["train"]["text"][:batch_size])

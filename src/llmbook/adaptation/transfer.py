@@ -6,7 +6,8 @@
   the first under three strategies: naive sequential fine-tuning, rehearsal (a replay buffer of
   first-task examples mixed into the second stage) and one LoRA adapter per task.
 
-Every training run goes through :func:`llmbook.adaptation.finetune.finetune`, so it is cached in ``runs/``.
+Every training run goes through :func:`llmbook.adaptation.finetune.finetune`, so it is cached in
+``runs/``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from dataclasses import replace
 
 import pandas as pd
 
-from llmbook.adaptation.finetune import FinetuneRun, FinetuneSpec, finetune
+from llmbook.adaptation.finetune import FinetuneSpec, finetune
 from llmbook.core.profiles import Profile
+from llmbook.core.runs import Run
 from llmbook.data.corpora import load_sentiment, subsample
 from llmbook.models.inference import load_for_inference
 from llmbook.training.evaluation import evaluate_classifier
@@ -43,7 +45,7 @@ def test_sets(profile: Profile, tasks: Sequence[str]) -> dict:
             for task in tasks}
 
 
-def accuracies(run: FinetuneRun, tests: dict, max_length: int) -> dict[str, float]:
+def accuracies(run: Run, tests: dict, max_length: int) -> dict[str, float]:
     """Test accuracy of the run's model on every test set."""
     tokenizer, model = load_for_inference(run.model_dir)
     return {task: evaluate_classifier(model, tokenizer, data, max_length)[0]["accuracy"]

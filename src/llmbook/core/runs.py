@@ -4,6 +4,11 @@ Chapters re-use each other's models instead of retraining: a run's directory nam
 its full configuration (task, model, profile sizes, hyper-parameters, seed, library version),
 so a changed setting gives a new directory and an unchanged one finds the finished run.
 Set ``LLMBOOK_RUNS`` to put the cache elsewhere.
+
+One pattern serves every kind of run (fine-tuning, pre-training, distillation): look the key
+up, return the finished :class:`Run`, else build it and record the key (:func:`cached_run`).
+Measurements that are not models (the benchmarks) are cached the same way as JSON
+(:func:`cached_json`).
 """
 
 from __future__ import annotations
@@ -11,10 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 #: Bump when a change in the library makes earlier runs incomparable.
 CACHE_VERSION = 2
+
+#: The record a finished run leaves in its directory (written last, by the training loop).
+METRICS_FILE = "metrics.json"
 
 
 def project_root(start: Path | None = None) -> Path | None:
@@ -61,8 +71,61 @@ def finished_metrics(directory: Path, spec: dict) -> dict | None:
     (the record is written last, so an interrupted run never counts as finished).
     """
     directory = Path(directory)
-    metrics_file = directory / "metrics.json"
+    metrics_file = directory / METRICS_FILE
     if not metrics_file.exists() or not any(directory.glob("*.safetensors")):
         return None
     metrics = json.loads(metrics_file.read_text())
     return metrics if metrics.get("spec") == spec else None
+
+
+@dataclass
+class Run:
+    """A finished run: where it is, what it measured, and whether it came from the cache.
+
+    ``loader`` turns the directory into ``(tokenizer, model)``: :meth:`load` calls it.
+    """
+
+    model_dir: Path
+    metrics: dict
+    cached: bool
+    loader: Callable[[Path], tuple] | None = None
+
+    @property
+    def test_metrics(self) -> dict:
+        return self.metrics["test"]
+
+    def load(self):
+        """``(tokenizer, model)`` of the run's best checkpoint, ready for inference."""
+        if self.loader is None:
+            raise ValueError(f"no loader for the run in {self.model_dir}")
+        return self.loader(self.model_dir)
+
+
+def cached_run(kind: str, key: dict, build: Callable[[Path], dict], out: str | Path | None = None,
+               force: bool = False, loader: Callable[[Path], tuple] | None = None) -> Run:
+    """The finished run of ``kind`` with configuration ``key``, built if it is not in the cache.
+
+    ``build(directory)`` trains into ``directory`` (the loop writes ``metrics.json``) and returns
+    what to add to that record; the record then gets the ``spec`` and ``run_key`` that make the
+    run findable.  ``out`` overrides the cache directory; ``force`` rebuilds a finished run.
+    """
+    directory = Path(out) if out else run_dir(kind, key)
+    finished = None if force else finished_metrics(directory, key)
+    if finished is not None:
+        return Run(directory, finished, cached=True, loader=loader)
+    added = build(directory)
+    metrics = json.loads((directory / METRICS_FILE).read_text())
+    metrics.update(spec=key, run_key=config_key(key), **added)
+    (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    return Run(directory, metrics, cached=False, loader=loader)
+
+
+def cached_json(kind: str, key: dict, compute: Callable[[], object], refresh: bool = False):
+    """``compute()`` (JSON-serialisable), stored once in ``runs/`` under ``kind`` and ``key``."""
+    results = run_dir(kind, key) / "results.json"
+    if results.exists() and not refresh:
+        return json.loads(results.read_text())
+    value = compute()
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(value, indent=2))
+    return value

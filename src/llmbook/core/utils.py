@@ -1,4 +1,5 @@
-"""Small helpers every chapter uses: offline mode and a timer (seeding is `transformers.set_seed`)."""
+"""Small helpers every chapter uses: offline mode and a timer (seeding is
+`transformers.set_seed`)."""
 
 from __future__ import annotations
 
@@ -30,19 +31,6 @@ def configure_environment() -> None:
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", message="IProgress not found")
-
-
-def get_device(prefer: str | None = None):
-    """The device to compute on: ``prefer`` if given, else CUDA, else Apple MPS, else CPU."""
-    import torch
-
-    if prefer:
-        return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 @dataclass

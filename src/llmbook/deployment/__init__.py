@@ -1,5 +1,6 @@
 """Deployment (chapters 10 and 11): compression (pruning, quantisation, distillation), export
-and manifests, benchmarks and load tests; the served API lives in :mod:`llmbook.deployment.serving`."""
+and manifests, benchmarks and load tests; the served API lives in
+:mod:`llmbook.deployment.serving`."""
 
 from llmbook.deployment.benchmark import (
     BENCH_EXAMPLES,
@@ -44,7 +45,6 @@ from llmbook.deployment.manifest import (
     METADATA_FILES,
     WEIGHT_SUFFIXES,
     ManifestError,
-    sha256_file,
     verify_manifest,
     write_manifest,
 )
@@ -119,7 +119,6 @@ __all__ = [
     "replicas_needed",
     "run_sync",
     "serve_benchmark",
-    "sha256_file",
     "sparsity",
     "summarise",
     "sweep",

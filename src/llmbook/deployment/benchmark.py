@@ -1,6 +1,7 @@
-"""Benchmarks (chapters 4 and 11): ``python -m llmbook.bench finetune | serve``.
+"""Benchmarks (chapters 4 and 11): ``llmbook bench finetune | serve``.
 
-``serve`` is the load test of the sentiment API (:mod:`llmbook.deployment.loadtest`): micro-batching off
+``serve`` is the load test of the sentiment API (:mod:`llmbook.deployment.loadtest`):
+micro-batching off
 vs on at several concurrency levels, then an overload phase at 10x the measured capacity.
 
 ``finetune`` measures, in one process, on the same data, model initialisation and
@@ -17,18 +18,20 @@ test: the numbers are what this machine measured in this run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
 
 import pandas as pd
-from transformers import set_seed
+from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 
+from llmbook.adaptation.finetune import FinetuneSpec, finetune
 from llmbook.core.profiles import Profile, get_profile
-from llmbook.core.runs import run_dir
+from llmbook.core.runs import cached_json
 from llmbook.data.corpora import load_sentiment, subsample
 from llmbook.data.tokenization import tokenize_dataset
+from llmbook.deployment.export import cached_export
+from llmbook.deployment.loadtest import batching_gain, serve_benchmark
 from llmbook.models.loading import load_classifier, load_tokenizer
 from llmbook.training.batching import make_collator
 from llmbook.training.config import TrainConfig
@@ -49,8 +52,6 @@ def _time_our_loop(model, tokenizer, train_set, eval_set, profile, padding: str)
 
 
 def _time_trainer(model, tokenizer, train_set, profile, sampling: str) -> float:
-    from transformers import PrinterCallback, Trainer, TrainingArguments
-
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
             output_dir=scratch, per_device_train_batch_size=profile.batch_size,
@@ -106,15 +107,9 @@ def benchmark_finetune(profile: Profile, examples: int | None = None) -> pd.Data
 
 def cached_benchmark_finetune(profile: Profile) -> pd.DataFrame:
     """:func:`benchmark_finetune`, stored in ``runs/`` so the chapter and CLI share one run."""
-    directory = run_dir("bench-finetune", {"profile": profile.name,
-                                           "examples": BENCH_EXAMPLES[profile.name]})
-    results = directory / "results.json"
-    if results.exists():
-        return pd.read_json(results)
-    table = benchmark_finetune(profile)
-    directory.mkdir(parents=True, exist_ok=True)
-    table.to_json(results)
-    return table
+    key = {"profile": profile.name, "examples": BENCH_EXAMPLES[profile.name]}
+    return pd.DataFrame(cached_json("bench-finetune", key,
+                                    lambda: benchmark_finetune(profile).to_dict(orient="list")))
 
 
 #: Seconds per concurrency level of the serving load test, by profile.
@@ -122,34 +117,24 @@ SERVE_SECONDS = {"smoke": 2.0, "cpu": 10.0, "gpu": 10.0}
 
 
 def cached_benchmark_serve(profile: Profile, refresh: bool = False) -> dict:
-    """:func:`llmbook.deployment.loadtest.serve_benchmark` of chapter 10's int8 ONNX export, in ``runs/``.
+    """:func:`llmbook.deployment.loadtest.serve_benchmark` of chapter 10's int8 ONNX export,
+    stored in ``runs/``.
 
     The served model is the chapter-4 classifier exported by
-    ``llmbook.deployment.export.cached_export(..., quantize="int8")``; the request texts are the Rotten
+    ``llmbook.deployment.export.cached_export(..., quantize="int8")``; the request texts are the
+    Rotten
     Tomatoes validation reviews.
     """
-    from llmbook.adaptation.finetune import FinetuneSpec, finetune
-    from llmbook.deployment.export import cached_export
-    from llmbook.deployment.loadtest import serve_benchmark
-
     model_dir = cached_export(finetune(FinetuneSpec.from_profile("rotten_tomatoes", profile))
                               .model_dir, quantize="int8")
     seconds = SERVE_SECONDS[profile.name]
-    directory = run_dir("bench-serve", {"profile": profile.name, "model": model_dir.name,
-                                        "seconds": seconds})
-    results = directory / "results.json"
-    if results.exists() and not refresh:
-        return json.loads(results.read_text())
     texts = list(load_sentiment("rotten_tomatoes")["validation"]["text"])
-    measured = serve_benchmark(model_dir, texts, seconds=seconds, overload_seconds=seconds)
-    directory.mkdir(parents=True, exist_ok=True)
-    results.write_text(json.dumps(measured, indent=2))
-    return measured
+    key = {"profile": profile.name, "model": model_dir.name, "seconds": seconds}
+    return cached_json("bench-serve", key, lambda: serve_benchmark(
+        model_dir, texts, seconds=seconds, overload_seconds=seconds), refresh=refresh)
 
 
 def _report_serve(results: dict) -> None:
-    from llmbook.deployment.loadtest import batching_gain
-
     levels = pd.DataFrame(results["levels"])
     print(levels.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
     gain, p99_off, p99_on = batching_gain(results)
@@ -157,21 +142,13 @@ def _report_serve(results: dict) -> None:
                       "p99_ms_on": p99_on, "overload": results["overload"]}, indent=2))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m llmbook.bench", description=__doc__)
-    parser.add_argument("benchmark", choices=["finetune", "serve"])
-    parser.add_argument("--profile", default=None)
-    parser.add_argument("--examples", type=int, default=None)
-    args = parser.parse_args(argv)
-    if args.benchmark == "serve":  # re-measured every time from the command line
-        _report_serve(cached_benchmark_serve(get_profile(args.profile), refresh=True))
+def run_benchmark(name: str, profile_name: str | None = None, examples: int | None = None) -> int:
+    """``llmbook bench finetune | serve``: measure and print (the serve numbers are re-measured)."""
+    if name == "serve":
+        _report_serve(cached_benchmark_serve(get_profile(profile_name), refresh=True))
         return 0
-    table = benchmark_finetune(get_profile(args.profile), args.examples)
+    table = benchmark_finetune(get_profile(profile_name), examples)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     ours, fixed, trainer = table["examples_per_second"].iloc[:3]
     print(json.dumps({"ours_vs_trainer": ours / trainer, "dynamic_vs_fixed_padding": ours / fixed}))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -11,13 +11,12 @@ IMDb *train* split only) to the task's training texts.  The student is then expo
 quantized like any other classifier (:mod:`llmbook.deployment.variants`).
 
 ``distil(DistilSpec.from_profile(teacher_dir, "rotten_tomatoes", profile))`` trains (or loads
-from the ``runs/`` cache) the student and returns a :class:`~llmbook.adaptation.finetune.FinetuneRun`.
+from the ``runs/`` cache) the student and returns a :class:`~llmbook.adaptation.finetune.Run`.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -30,14 +29,14 @@ from datasets import Dataset
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from llmbook import __version__
-from llmbook.adaptation.finetune import FinetuneRun, model_key
+from llmbook.adaptation.finetune import model_key
 from llmbook.core.profiles import Profile
-from llmbook.core.runs import config_key, finished_metrics, run_dir
+from llmbook.core.runs import Run, cached_run
 from llmbook.core.utils import Timer
 from llmbook.data.corpora import limit_sizes, load_corpus, load_sentiment
 from llmbook.data.tokenization import tokenize_dataset
 from llmbook.models.inference import load_for_inference, predict_proba
-from llmbook.training.config import IGNORE_INDEX, METRICS_FILE, TrainConfig
+from llmbook.training.config import IGNORE_INDEX, TrainConfig
 from llmbook.training.loop import train
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -83,7 +82,8 @@ class Distiller(torch.nn.Module):
     Transfer-set batches carry ``teacher_logits``: their loss is ``alpha`` times the
     :func:`distillation_loss` plus ``1 - alpha`` times the cross-entropy with the gold
     ``labels`` of the examples that have one (the teacher-labelled sentences have
-    :data:`~llmbook.training.config.IGNORE_INDEX`).  Batches with ``labels`` only (the validation set) get
+    :data:`~llmbook.training.config.IGNORE_INDEX`).  Batches with ``labels`` only (the validation
+    set) get
     cross-entropy, so the training loop's evaluation and best-checkpoint selection work
     unchanged.  Saving saves the student.
     """
@@ -180,19 +180,19 @@ def transfer_set(spec: DistilSpec, splits, teacher, tokenizer) -> Dataset:
                               "teacher_logits": logits.tolist()})
 
 
-def distil(spec: DistilSpec, out: str | Path | None = None, force: bool = False
-           ) -> FinetuneRun:
+def distil(spec: DistilSpec, out: str | Path | None = None, force: bool = False) -> Run:
     """Train (or load from the ``runs/`` cache) the student described by ``spec``.
 
     ``out`` overrides the cache directory; ``force`` retrains even when a finished run exists.
     The best evaluation on the task's validation split is kept; the test split is not used.
     """
-    key_config = spec.cache_config()
-    directory = Path(out) if out else run_dir("distil", key_config)
-    finished = None if force else finished_metrics(directory, key_config)
-    if finished is not None:
-        return FinetuneRun(directory, finished, cached=True)
+    key = spec.cache_config()
+    return cached_run("distil", key, lambda directory: _distil_run(spec, directory), out,
+                      force, loader=load_for_inference)
 
+
+def _distil_run(spec: DistilSpec, directory: Path) -> dict:
+    """Label the transfer set with the teacher, then train the student to match it."""
     tokenizer, teacher = load_for_inference(spec.teacher)
     splits = limit_sizes(load_sentiment(spec.task), spec.train_size, spec.eval_size)
     student = drop_layers(teacher, spec.keep_layers)  # checks the layers before labelling
@@ -203,9 +203,5 @@ def distil(spec: DistilSpec, out: str | Path | None = None, force: bool = False
           tokenize_dataset(transfer, tokenizer, spec.max_length),
           tokenize_dataset(splits["validation"], tokenizer, spec.max_length),
           replace(spec.train, output_dir=str(directory)))
-    metrics = json.loads((directory / METRICS_FILE).read_text())
-    metrics.update(spec=key_config, run_key=config_key(key_config),
-                   transfer_examples=len(transfer), teacher_seconds=labeling.seconds,
-                   layers=len(spec.keep_layers))
-    (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-    return FinetuneRun(directory, metrics, cached=False)
+    return dict(transfer_examples=len(transfer), teacher_seconds=labeling.seconds,
+                layers=len(spec.keep_layers))

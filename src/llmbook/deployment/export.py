@@ -10,9 +10,16 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from llmbook.deployment.manifest import MANIFEST, sha256_file, verify_manifest, write_manifest
+import torch
+from onnxruntime import quantization as ort_quantization
+from torch.ao.quantization import quantize_dynamic
+
+from llmbook.core.assets import file_sha256
+from llmbook.core.runs import run_dir
+from llmbook.deployment.manifest import MANIFEST, verify_manifest, write_manifest
 from llmbook.deployment.pruning import count_heads, prune_heads
 from llmbook.deployment.variants import encode
+from llmbook.models.inference import load_for_inference
 
 ONNX_FILE = "model.onnx"
 
@@ -24,13 +31,10 @@ def quantize_torch_int8(model):
     Uses ``torch.ao.quantization.quantize_dynamic``: deprecated in torch 2.13 in favour of
     ``torchao``, which this environment does not have (see the module docstring).
     """
-    import torch
-
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*torch.ao.quantization is deprecated",
                                 category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*quantize_per_tensor", category=UserWarning)
-        from torch.ao.quantization import quantize_dynamic
 
         return quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear},
                                 dtype=torch.qint8)
@@ -43,8 +47,6 @@ def export_onnx(model, tokenizer, path: str | Path) -> Path:
     Inputs ``input_ids`` and ``attention_mask`` (int64), output ``logits``; uses the torch.export
     based exporter of ``torch.onnx.export`` (``dynamo=True``).
     """
-    import torch
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     example = {k: torch.from_numpy(v) for k, v in
@@ -61,11 +63,10 @@ def export_onnx(model, tokenizer, path: str | Path) -> Path:
 
 def quantize_onnx_int8(source: str | Path, target: str | Path) -> Path:
     """ONNX Runtime dynamic quantization: int8 weights, activations quantized at run time."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     with _quiet_logs(""):  # it advises pre-processing through the root logger
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                         per_channel=True)
+        ort_quantization.quantize_dynamic(str(source), str(target),
+                                          weight_type=ort_quantization.QuantType.QInt8,
+                                          per_channel=True)
     return Path(target)
 
 
@@ -93,13 +94,8 @@ def cached_export(model_dir: str | Path, quantize: str | None = None,
     ``heads`` (``{layer: [head, ...]}``) are removed with :func:`prune_heads` before export.
     A finished export (manifest present and valid) is reused.
     """
-    import torch
-
-    from llmbook.core.runs import run_dir
-    from llmbook.models.inference import load_for_inference
-
     model_dir = Path(model_dir)
-    weights = {p.name: sha256_file(p) for p in sorted(model_dir.glob("*.safetensors"))}
+    weights = {p.name: file_sha256(p) for p in sorted(model_dir.glob("*.safetensors"))}
     directory = run_dir("export", {"source": weights, "quantize": quantize, "torch":
                                    torch.__version__, "heads": {str(k): v for k, v in
                                                                 (heads or {}).items()}})
@@ -118,8 +114,6 @@ def export_model(model_dir: str | Path, out: str | Path, quantize: str | None = 
     ``model`` (e.g. a head-pruned copy) replaces the weights loaded from ``model_dir``;
     ``quantize="int8"`` applies :func:`quantize_onnx_int8`.
     """
-    from llmbook.models.inference import load_for_inference
-
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
     model_dir, out = Path(model_dir), Path(out)
@@ -137,7 +131,7 @@ def export_model(model_dir: str | Path, out: str | Path, quantize: str | None = 
     shutil.copy(model_dir / "config.json", out / "config.json")
     info = {"source": str(model_dir), "format": "onnx", "quantize": quantize or "none",
             "heads": count_heads(model), "layers": model.config.num_hidden_layers,
-            "source_sha256": {p.name: sha256_file(p) for p in model_dir.glob("*.safetensors")}}
+            "source_sha256": {p.name: file_sha256(p) for p in model_dir.glob("*.safetensors")}}
     (out / "export.json").write_text(json.dumps(info, indent=2))
     write_manifest(out)
     return out

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
+
+from llmbook.core.assets import file_sha256
 
 MANIFEST = "manifest.json"
 
@@ -20,14 +21,6 @@ class ManifestError(RuntimeError):
     """A model directory whose files do not match its sha256 manifest (or has none)."""
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def write_manifest(directory: str | Path) -> Path:
     """Write ``manifest.json``: the sha256 of every weight and metadata file in ``directory``."""
     directory = Path(directory)
@@ -35,7 +28,7 @@ def write_manifest(directory: str | Path) -> Path:
                    if p.suffix in WEIGHT_SUFFIXES or p.name in METADATA_FILES)
     if not any(p.suffix in WEIGHT_SUFFIXES for p in files):
         raise ManifestError(f"{directory} has no .safetensors or .onnx weights to list")
-    manifest = {"files": {p.name: sha256_file(p) for p in files}}
+    manifest = {"files": {p.name: file_sha256(p) for p in files}}
     path = directory / MANIFEST
     path.write_text(json.dumps(manifest, indent=2))
     return path
@@ -57,7 +50,7 @@ def verify_manifest(directory: str | Path) -> list[Path]:
         file = directory / name
         if not file.exists():
             raise ManifestError(f"{file} is listed in {MANIFEST} but missing")
-        if sha256_file(file) != expected:
+        if file_sha256(file) != expected:
             raise ManifestError(f"{file} does not match its sha256 in {MANIFEST}: refusing to "
                                 "load a modified model file")
     unlisted = [p.name for p in directory.iterdir()

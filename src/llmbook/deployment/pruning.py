@@ -6,6 +6,7 @@ import copy
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from llmbook.deployment.variants import encode
 
@@ -13,8 +14,6 @@ from llmbook.deployment.variants import encode
 # ----------------------------------------------------------------------------- pruning
 def _encoder_linears(model) -> list:
     """The ``nn.Linear`` layers inside the transformer blocks (not embeddings or the head)."""
-    import torch
-
     return [m for m in model.base_model.encoder.modules() if isinstance(m, torch.nn.Linear)]
 
 
@@ -24,8 +23,6 @@ def magnitude_prune(model, sparsity: float):
     Global unstructured pruning: one threshold over all encoder linear weights.  The matrices
     keep their shape, so dense kernels do exactly the same work: this saves no time by itself.
     """
-    import torch
-
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
     pruned = copy.deepcopy(model).eval()
@@ -57,8 +54,6 @@ def head_importance(model, tokenizer, texts: Sequence[str], labels: Sequence[int
     A gate of value 1 multiplies each head's output; the importance of a head is the absolute
     gradient of the classification loss with respect to its gate, summed over ``texts``.
     """
-    import torch
-
     blocks = _attention_blocks(model)
     heads, size = blocks[0].self.num_attention_heads, blocks[0].self.attention_head_size
     gates = torch.ones(len(blocks), heads, requires_grad=True)
@@ -101,8 +96,6 @@ def prune_heads(model, heads: dict[int, Sequence[int]]):
     The query/key/value projections lose those heads' output rows and the attention output
     projection loses the matching input columns, so every matmul gets smaller.
     """
-    import torch
-
     pruned = copy.deepcopy(model).eval()
     for layer, drop in heads.items():
         attention = _attention_blocks(pruned)[layer]
@@ -121,8 +114,6 @@ def prune_heads(model, heads: dict[int, Sequence[int]]):
 
 def _slice_linear(linear, index, dim: int):
     """A new ``nn.Linear`` keeping only ``index`` of its outputs (dim 0) or inputs (dim 1)."""
-    import torch
-
     weight = linear.weight.detach().index_select(dim, index).clone()
     new = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=linear.bias is not None)
     with torch.no_grad():

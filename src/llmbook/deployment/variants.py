@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pandas as pd
+import torch
 
 from llmbook.data.tokenization import check_texts, map_by_length
 from llmbook.training.evaluation import classification_metrics
@@ -57,8 +59,6 @@ def encode(tokenizer, texts: Sequence[str], max_length: int) -> Batch:
 
 def torch_state_bytes(model) -> int:
     """Bytes of the model's ``state_dict`` serialised with ``torch.save`` (its size on disk)."""
-    import torch
-
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return buffer.tell()
@@ -66,8 +66,6 @@ def torch_state_bytes(model) -> int:
 
 def torch_variant(name: str, model) -> Variant:
     """A PyTorch model run eagerly under ``inference_mode`` with :data:`THREADS` threads."""
-    import torch
-
     model.eval()
 
     def run(batch: Batch) -> np.ndarray:
@@ -81,8 +79,6 @@ def torch_variant(name: str, model) -> Variant:
 
 def ort_session(path: str | Path, threads: int = THREADS):
     """An ONNX Runtime CPU session with all graph optimisations and a fixed thread count."""
-    import onnxruntime as ort
-
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

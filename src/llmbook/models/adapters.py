@@ -25,8 +25,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from peft import (
+    AdaLoraConfig,
+    IA3Config,
+    LoraConfig,
+    PeftModel,
+    PromptTuningConfig,
+    TaskType,
+    get_peft_model,
+)
+from peft.tuners.adalora import AdaLoraModel
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from llmbook.models.loading import load_classifier
 
 METHODS = ("full", "lora", "adalora", "prefix", "prompt", "ia3")
 
@@ -45,8 +57,6 @@ def check_method(method: str) -> str:
 def peft_config(method: str, *, rank: int = 8, total_steps: int | None = None,
                 virtual_tokens: int = 10):
     """The `peft` configuration of ``method`` for a BERT-style sequence classifier."""
-    from peft import AdaLoraConfig, IA3Config, LoraConfig, PromptTuningConfig, TaskType
-
     task = TaskType.SEQ_CLS
     if method == "lora":
         return LoraConfig(task_type=task, r=rank, lora_alpha=2 * rank, lora_dropout=0.1,
@@ -155,7 +165,6 @@ def adapt(model, method: str, *, rank: int = 8, total_steps: int | None = None,
         return model
     if method == "prefix":
         return PrefixTuning(model, virtual_tokens)
-    from peft import get_peft_model
 
     return get_peft_model(model, peft_config(method, rank=rank, total_steps=total_steps,
                                              virtual_tokens=virtual_tokens))
@@ -163,8 +172,6 @@ def adapt(model, method: str, *, rank: int = 8, total_steps: int | None = None,
 
 def step_hooks(model) -> list[Callable[[int, nn.Module], None]]:
     """Hooks the shared loop calls after each optimizer step: AdaLoRA's budget allocation."""
-    from peft.tuners.adalora import AdaLoraModel
-
     base = getattr(model, "base_model", None)
     if isinstance(base, AdaLoraModel):
         return [lambda step, m: m.base_model.update_and_allocate(step)]
@@ -203,10 +210,6 @@ def is_adapter_dir(directory) -> bool:
 
 def load_adapted(directory, num_labels: int = 2):
     """The adapted classifier saved in ``directory`` (base model + adapter), in eval mode."""
-    from peft import PeftModel
-
-    from llmbook.models.loading import load_classifier
-
     directory = Path(directory)
     record = json.loads((directory / ADAPTER_RECORD).read_text())
     base = load_classifier(num_labels=num_labels, name=record["base_model"])

@@ -1,4 +1,5 @@
-"""Loading a trained classifier (full model or adapter) and scoring texts with it (chapters 4, 6, 10, 11, 13)."""
+"""Loading a trained classifier (full model or adapter) and scoring texts with it (chapters 4, 6,
+10, 11, 13)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from llmbook.data.tokenization import map_by_length
+from llmbook.models.adapters import is_adapter_dir, load_adapted
 
 
 def load_for_inference(model_dir: str | Path):
     """Tokenizer and classifier (in ``eval()`` mode) from a directory ``llmbook finetune`` wrote.
 
-    Full fine-tuning writes a complete model; PEFT methods an adapter (:mod:`llmbook.models.adapters`).
+    Full fine-tuning writes a complete model; PEFT methods an adapter
+    (:mod:`llmbook.models.adapters`).
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from llmbook.models.adapters import is_adapter_dir, load_adapted
-
     model_dir = Path(model_dir)
     if is_adapter_dir(model_dir):  # a parameter-efficient run: base model + adapter
         return AutoTokenizer.from_pretrained(model_dir), load_adapted(model_dir)
@@ -38,8 +39,6 @@ def predict_proba(model, tokenizer, texts: Sequence[str], max_length: int | None
 
     Texts are batched by length (little padding) and run under ``torch.inference_mode()``.
     """
-    import torch
-
     if len(texts) == 0:
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
     max_length = max_length or min(tokenizer.model_max_length, 512)

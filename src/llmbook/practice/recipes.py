@@ -13,15 +13,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmbook.adaptation.finetune import FinetuneRun
+from llmbook.core.runs import Run
 
 
-def run_seconds(run: FinetuneRun) -> float:
+def run_seconds(run: Run) -> float:
     """Time a run cost: its training steps plus building an augmented training set, if any."""
     return run.metrics["train_seconds"] + run.metrics.get("augment_seconds", 0.0)
 
 
-def last_eval(run: FinetuneRun) -> dict:
+def last_eval(run: Run) -> dict:
     """The validation metrics of the last evaluation (the model a run *without* checkpoint
     selection would keep)."""
     return run.metrics["eval_log"][-1]
@@ -32,7 +32,7 @@ def _std(values: Sequence[float]) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
 
-def remedy_summary(runs: Mapping[str, Sequence[FinetuneRun]], baseline: str = "baseline"
+def remedy_summary(runs: Mapping[str, Sequence[Run]], baseline: str = "baseline"
                    ) -> pd.DataFrame:
     """One row per recipe: accuracy mean and std over seeds (best validation checkpoint and
     its test accuracy), gains over ``baseline`` in accuracy points, and time ratio."""

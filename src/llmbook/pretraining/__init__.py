@@ -20,7 +20,6 @@ from llmbook.pretraining.masking import (
 )
 from llmbook.pretraining.runs import (
     SCRATCH,
-    PretrainRun,
     PretrainSpec,
     carry_pooler,
     domain_adaptation_spec,
@@ -35,7 +34,6 @@ __all__ = [
     "MASK_PROBABILITY",
     "MASK_SHARE",
     "MaskingCollator",
-    "PretrainRun",
     "PretrainSpec",
     "RANDOM_SHARE",
     "SCRATCH",

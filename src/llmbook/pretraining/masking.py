@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from datasets import Dataset
 from transformers import BertForMaskedLM
@@ -189,8 +190,6 @@ def masking_table(tokenizer, input_ids: torch.Tensor, masked: torch.Tensor,
                   labels: torch.Tensor):
     """One row per selected position of one sequence: the token, what the model sees there
     (``[MASK]``, a random token, or the token kept) and the label it must predict."""
-    import pandas as pd
-
     rows = []
     for position in torch.nonzero(labels != IGNORE_INDEX).flatten().tolist():
         original, shown = int(input_ids[position]), int(masked[position])

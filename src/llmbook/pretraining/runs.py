@@ -2,15 +2,16 @@
 
 :func:`train_wordpiece` learns a BERT vocabulary from a corpus.  :func:`pretrain` trains a
 ``BertForMaskedLM`` -- a small one with random weights, or a pretrained encoder continued on
-in-domain text -- with the shared loop (:func:`llmbook.training.loop.train`), decoding only the masked
-positions during training (:class:`llmbook.pretraining.masking.BertForSparseMaskedLM`), random masks for
+in-domain text -- with the shared loop (:func:`llmbook.training.loop.train`), decoding only the
+masked
+positions during training (:class:`llmbook.pretraining.masking.BertForSparseMaskedLM`), random
+masks for
 training and *fixed* masks (same positions every run) for evaluation, and records perplexity
 and masked-token accuracy before and after.  Runs are cached in ``runs/`` by configuration.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from torch.utils.data import DataLoader
 from transformers import BertConfig, set_seed
 
 from llmbook import __version__
-from llmbook.core.runs import config_key, finished_metrics, run_dir
+from llmbook.core.runs import Run, cached_run
 from llmbook.data.corpora import load_corpus, subsample
 from llmbook.models.loading import load_encoder, load_mlm, load_tokenizer
 from llmbook.pretraining.masking import (
@@ -33,7 +34,7 @@ from llmbook.pretraining.masking import (
     sparse_decoding,
     tokenize_for_mlm,
 )
-from llmbook.training.config import METRICS_FILE, WEIGHTS_FILE, TrainConfig
+from llmbook.training.config import WEIGHTS_FILE, TrainConfig
 from llmbook.training.evaluation import evaluate_model
 from llmbook.training.loop import train
 
@@ -96,13 +97,6 @@ class PretrainSpec:
         )
 
 
-@dataclass
-class PretrainRun:
-    model_dir: Path
-    metrics: dict
-    cached: bool
-
-
 def evaluate_mlm(model, tokenizer, fixed_eval, batch_size: int = 64) -> dict:
     """Loss, perplexity and masked-token accuracy on a fixed-mask evaluation set."""
     loader = DataLoader(fixed_eval, batch_size=batch_size, collate_fn=MaskingCollator(tokenizer))
@@ -143,15 +137,15 @@ def carry_pooler(directory: Path, source: str) -> list[str]:
     return sorted(pooler)
 
 
-def pretrain(spec: PretrainSpec, out: str | Path | None = None, force: bool = False
-             ) -> PretrainRun:
+def pretrain(spec: PretrainSpec, out: str | Path | None = None, force: bool = False) -> Run:
     """Run (or load from the ``runs/`` cache) the masked-LM pre-training ``spec`` describes."""
     key = {"llmbook": __version__, **asdict(spec)}
-    directory = Path(out) if out else run_dir("pretrain", key)
-    finished = None if force else finished_metrics(directory, key)
-    if finished is not None:
-        return PretrainRun(directory, finished, cached=True)
+    return cached_run("pretrain", key, lambda directory: _pretrain_run(spec, directory), out,
+                      force)
 
+
+def _pretrain_run(spec: PretrainSpec, directory: Path) -> dict:
+    """Tokenizer and model (from scratch or a pretrained source), then masked-LM training."""
     corpus = load_corpus("imdb")
     pool = subsample(corpus["train"], spec.corpus_size, seed=spec.seed)
     held_out = subsample(corpus["validation"], spec.eval_size)
@@ -181,14 +175,10 @@ def pretrain(spec: PretrainSpec, out: str | Path | None = None, force: bool = Fa
           collator=collator)  # leaves the best (lowest held-out loss) weights in the model
     after = evaluate_mlm(model, tokenizer, fixed_eval)
     carried = [] if spec.source == SCRATCH else carry_pooler(directory, spec.source)
-    metrics = json.loads((directory / METRICS_FILE).read_text())
-    metrics.update(spec=key, run_key=config_key(key), before=before, after=after,
-                   newly_initialised=new_weights, train_examples=len(train_set),
-                   carried_from_source=carried,
-                   head_warmup=asdict(head_result) if head_result else None,
-                   parameters=sum(p.numel() for p in model.parameters()))
-    (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-    return PretrainRun(directory, metrics, cached=False)
+    return dict(before=before, after=after, newly_initialised=new_weights,
+                train_examples=len(train_set), carried_from_source=carried,
+                head_warmup=asdict(head_result) if head_result else None,
+                parameters=sum(p.numel() for p in model.parameters()))
 
 
 def domain_adaptation_spec(profile) -> PretrainSpec:

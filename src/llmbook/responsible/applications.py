@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.decomposition import PCA
 
 #: Twitter handles of the US airlines in the CrowdFlower airline corpus (inside ``load_tweets``).
 AIRLINE_PATTERN = r"@(?:united|virginamerica|jetblue|usairways|americanair|southwestair|delta)\b"
@@ -186,8 +187,6 @@ def tag_agreement(neighbours: np.ndarray, tags: Sequence[str]) -> tuple[float, f
 
 def project_2d(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:
     """A 2-D PCA projection of ``embeddings`` for plotting, shape ``(n, 2)``."""
-    from sklearn.decomposition import PCA
-
     return PCA(n_components=2, random_state=seed).fit_transform(np.asarray(embeddings))
 
 

@@ -36,7 +36,6 @@ from llmbook.training.checkpoint import (
 from llmbook.training.config import (
     CHECKPOINT_DIR,
     IGNORE_INDEX,
-    METRICS_FILE,
     PRESENTATION_FIELDS,
     STATE_FILE,
     WEIGHTS_FILE,
@@ -74,7 +73,6 @@ __all__ = [
     "LengthGroupedBatchSampler",
     "LoopState",
     "METHODS",
-    "METRICS_FILE",
     "MaskedLMSubstituter",
     "PRESENTATION_FIELDS",
     "Progress",

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from datasets import Dataset, Features, concatenate_datasets
 
+from llmbook.models.loading import load_encoder, load_mlm, load_tokenizer
+
 #: Words that EDA never replaces or uses as an anchor for insertion (function words).
 STOPWORDS = frozenset(
     "a an the and or but if then so of in on at to for from by with about as into than too "
@@ -110,8 +112,6 @@ class EmbeddingNeighbours:
     @classmethod
     def from_model(cls, name: str | None = None, k: int = 5) -> EmbeddingNeighbours:
         """Neighbours in the input embeddings of the encoder ``name`` (default MiniLM)."""
-        from llmbook.models.loading import load_encoder, load_tokenizer
-
         encoder = load_encoder(name)
         return cls(load_tokenizer(name), encoder.get_input_embeddings().weight, k)
 
@@ -181,8 +181,6 @@ class MaskedLMSubstituter:
     @classmethod
     def from_pretrained(cls, name: str, **kwargs) -> MaskedLMSubstituter:
         """From a masked-LM directory such as chapter 5's domain-adapted MiniLM."""
-        from llmbook.models.loading import load_mlm, load_tokenizer
-
         model, report = load_mlm(name)
         if report.newly_initialised:
             raise ValueError(f"{name} has an untrained masked-LM head "

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
+from llmbook.core.runs import METRICS_FILE
 from llmbook.training.config import (
     CHECKPOINT_DIR,
-    METRICS_FILE,
     STATE_FILE,
     WEIGHTS_FILE,
     TrainConfig,

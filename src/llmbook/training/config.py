@@ -1,4 +1,5 @@
-"""What one training run is (chapter 4): :class:`TrainConfig`, :class:`TrainResult` and the files a run writes."""
+"""What one training run is (chapter 4): :class:`TrainConfig`, :class:`TrainResult` and the
+files a run writes (``metrics.json`` is :data:`llmbook.core.runs.METRICS_FILE`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ from dataclasses import asdict, dataclass, field
 CHECKPOINT_DIR = "checkpoint"
 
 STATE_FILE = "trainer_state.json"
-
-METRICS_FILE = "metrics.json"
 
 WEIGHTS_FILE = "model.safetensors"
 

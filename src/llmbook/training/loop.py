@@ -173,7 +173,8 @@ class Progress:
 
 def evaluate_and_keep_best(setup: Setup, state: LoopState, result: TrainResult,
                            best: BestModel, config: TrainConfig, metrics_fn, save) -> float:
-    """Evaluate; when the metric improves, keep the weights and ``save`` them; else lose patience."""
+    """Evaluate; when the metric improves, keep the weights and ``save`` them; else lose
+    patience."""
     metrics = evaluate_model(setup.model, setup.eval_loader, setup.accelerator, metrics_fn)
     result.eval_log.append({"step": state.step, "epoch": state.step / setup.steps_per_epoch,
                             **{f"eval_{k}": v for k, v in metrics.items()}})

@@ -17,7 +17,8 @@ line; compared in constant time; never logged) -> 401; per-key token-bucket rate
 with ``Retry-After``; body size -> 413; JSON and field checks -> 400/422 with a message saying
 what to fix; a bounded queue -> 503 with ``Retry-After`` when full.  Accepted requests wait in
 the queue and a single worker groups them into micro-batches (up to ``max_batch`` texts or
-``max_wait_ms``).  Request texts are logged only through :func:`llmbook.deployment.serving.privacy.mask_pii`.
+``max_wait_ms``).  Request texts are logged only through
+:func:`llmbook.deployment.serving.privacy.mask_pii`.
 """
 
 from __future__ import annotations
@@ -26,11 +27,18 @@ import asyncio
 import json
 import logging
 import math
+import sys
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import Request  # at module level: FastAPI resolves the handlers' annotations here
+import uvicorn
+from fastapi import (
+    FastAPI,
+    Request,  # at module level: FastAPI resolves the handlers' annotations here
+)
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from llmbook.deployment.manifest import ManifestError
 from llmbook.deployment.serving.batching import MicroBatcher
@@ -102,10 +110,6 @@ async def read_body(request, limit: int) -> bytes:
 def create_app(model_dir: str | Path, backend: str | None = None,
                config: ServeConfig | None = None, api_keys: list[str] | None = None):
     """The FastAPI app; raises :class:`StartupError`/``ManifestError`` instead of starting."""
-    from fastapi import FastAPI
-    from fastapi.responses import JSONResponse, Response
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
     config = config or ServeConfig()
     keys = load_api_keys() if api_keys is None else list(api_keys)
     if config.require_key and not keys:
@@ -199,10 +203,6 @@ def create_app(model_dir: str | Path, backend: str | None = None,
 def run_server(model_dir: str | Path, backend: str | None = None, host: str = "127.0.0.1",
                port: int = 8000, config: ServeConfig | None = None) -> int:
     """Start uvicorn (blocking); returns 2 with a message if the server refuses to start."""
-    import sys
-
-    import uvicorn
-
     config = config or ServeConfig()
     try:
         app = create_app(model_dir, backend, config)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
 
 # ----------------------------------------------------------------------------- batching
 class Metrics:
     """The server's Prometheus metrics, in their own registry (one per app)."""
 
     def __init__(self):
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-
         self.registry = CollectorRegistry()
         self.requests = Counter("llmbook_requests_total", "HTTP requests by endpoint and status",
                                 ["endpoint", "status"], registry=self.registry)

@@ -1,4 +1,5 @@
-"""The model behind the sentiment service (chapter 11): a checksummed export, loaded once, scoring batches of texts."""
+"""The model behind the sentiment service (chapter 11): a checksummed export, loaded once, scoring
+batches of texts."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from llmbook.deployment.manifest import sha256_file, verify_manifest
+from llmbook.core.assets import file_sha256
+from llmbook.deployment.manifest import verify_manifest
 from llmbook.deployment.serving.config import StartupError
 from llmbook.deployment.variants import encode, onnx_variant, torch_variant
 
@@ -18,8 +21,6 @@ class Predictor:
     """Tokenizer + ONNX Runtime session or PyTorch model, loaded from a verified directory."""
 
     def __init__(self, model_dir: str | Path, backend: str | None = None):
-        from transformers import AutoTokenizer
-
         model_dir = Path(model_dir)
         weights = verify_manifest(model_dir)  # raises ManifestError on any mismatch
         onnx = [w for w in weights if w.suffix == ".onnx"]
@@ -29,15 +30,13 @@ class Predictor:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.max_length = min(self.tokenizer.model_max_length, 512)
         self.backend = backend
-        digest = hashlib.sha256("".join(sha256_file(w) for w in weights).encode())
+        digest = hashlib.sha256("".join(file_sha256(w) for w in weights).encode())
         self.version = f"{model_dir.name}@{digest.hexdigest()[:12]}"
         if backend == "onnx":
             if not onnx:
                 raise StartupError(f"{model_dir} has no .onnx file in its manifest")
             self._run = onnx_variant("served", onnx[0]).run
         elif backend == "torch":
-            from transformers import AutoModelForSequenceClassification
-
             if not any(w.suffix == ".safetensors" for w in weights):
                 raise StartupError(f"{model_dir} has no .safetensors file in its manifest")
             model = AutoModelForSequenceClassification.from_pretrained(

@@ -1,4 +1,5 @@
-"""Masking personal data before a text is logged (chapter 11, used by :mod:`llmbook.deployment.serving.app`).
+"""Masking personal data before a text is logged (chapter 11, used by
+:mod:`llmbook.deployment.serving.app`).
 
 :func:`mask_pii` replaces e-mail addresses, IPv4/IPv6 addresses, payment-card-like numbers
 (13-19 digits, optionally grouped by spaces or dashes) and phone numbers by a tag such as

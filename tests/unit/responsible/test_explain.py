@@ -1,10 +1,11 @@
-"""Attributions, attention maps, failure tags and the counterfactual probe (llmbook.responsible.explain)."""
+"""Attributions, attention maps, failure tags and the counterfactual probe
+(llmbook.responsible.explain)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertForSequenceClassification
 
 from llmbook.models import load_tokenizer
 from llmbook.responsible import (
@@ -25,7 +26,7 @@ TEXT = "A wonderful film, though the ending is not what I hoped."
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny(tiny_bert_config):
     """A randomly initialised 2-layer BERT classifier with MiniLM's tokenizer.
 
     Weights are drawn wider than BERT's default (std 0.02, which gives a nearly constant
@@ -33,8 +34,8 @@ def tiny():
     """
     torch.manual_seed(0)
     tokenizer = load_tokenizer()
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=4, intermediate_size=64, num_labels=2,
+    config = tiny_bert_config(num_hidden_layers=2,
+                        num_attention_heads=4, num_labels=2,
                         max_position_embeddings=64, initializer_range=0.5)
     return BertForSequenceClassification(config).eval(), tokenizer
 

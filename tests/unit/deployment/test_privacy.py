@@ -1,4 +1,5 @@
-"""Masking of personal data in logged request texts (llmbook.deployment.serving.privacy, chapter 11)."""
+"""Masking of personal data in logged request texts (llmbook.deployment.serving.privacy, chapter
+11)."""
 
 import pytest
 

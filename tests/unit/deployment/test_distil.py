@@ -3,7 +3,6 @@
 import pytest
 import torch
 from datasets import Dataset
-from tiny_models import tiny_classifier_dir
 
 from llmbook.core import get_profile
 from llmbook.data import load_sentiment, tokenize_dataset
@@ -21,7 +20,7 @@ from llmbook.training import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
+def teacher_dir(tiny_classifier_dir, tmp_path_factory):
     return tiny_classifier_dir(tmp_path_factory.mktemp("teacher"), layers=4)
 
 

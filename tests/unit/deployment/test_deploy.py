@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from tiny_models import tiny_classifier_dir
 
 from llmbook.cli import main
+from llmbook.core import file_sha256
 from llmbook.deployment import (
     MANIFEST,
     ONNX_FILE,
@@ -25,7 +25,6 @@ from llmbook.deployment import (
     onnx_variant,
     prune_heads,
     quantize_torch_int8,
-    sha256_file,
     sparsity,
     torch_state_bytes,
     torch_variant,
@@ -40,7 +39,7 @@ LABELS = [1, 0, 1, 0, 1, 0]
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def model_dir(tiny_classifier_dir, tmp_path_factory):
     return tiny_classifier_dir(tmp_path_factory.mktemp("tiny"))
 
 
@@ -145,7 +144,7 @@ def test_export_writes_a_manifest_and_provenance(model_dir, exported):
     assert verify_manifest(int8_dir) == [int8_dir / ONNX_FILE]
     info = json.loads((int8_dir / "export.json").read_text())
     assert info["quantize"] == "int8" and info["heads"] == 8 and info["layers"] == 2
-    assert info["source_sha256"]["model.safetensors"] == sha256_file(
+    assert info["source_sha256"]["model.safetensors"] == file_sha256(
         model_dir / "model.safetensors")
     listed = json.loads((int8_dir / MANIFEST).read_text())["files"]
     assert {"model.onnx", "config.json", "tokenizer.json"} <= set(listed)

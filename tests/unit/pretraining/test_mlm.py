@@ -110,24 +110,21 @@ def test_masking_table_describes_each_selected_position(tokenizer):
     assert table["token"].tolist()[0] == "a"
 
 
-def test_fill_mask_ranks_the_vocabulary(tokenizer):
-    from transformers import BertConfig, BertForMaskedLM
+def test_fill_mask_ranks_the_vocabulary(tiny_bert_config, tokenizer):
+    from transformers import BertForMaskedLM
 
-    model = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), hidden_size=32,
-                                       num_hidden_layers=1, num_attention_heads=2,
-                                       intermediate_size=64))
+    model = BertForMaskedLM(tiny_bert_config())
     guesses = fill_mask(model, tokenizer, "a [MASK] film", top_k=3)
     assert len(guesses) == 3 and all(isinstance(g, str) for g in guesses)
     with pytest.raises(ValueError, match="no \\[MASK\\]"):
         fill_mask(model, tokenizer, "no mask here")
 
 
-def test_hand_computed_losses_equal_the_models_losses(tokenizer):
+def test_hand_computed_losses_equal_the_models_losses(tiny_bert_config, tokenizer):
     import torch.nn.functional as F
-    from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
+    from transformers import BertForMaskedLM, BertForSequenceClassification
 
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=64, num_labels=2)
+    config = tiny_bert_config(num_labels=2)
     batch = tokenizer(["a fine film", "an utterly dull and lifeless sequel"], padding=True,
                       return_tensors="pt", return_token_type_ids=False)
     masked, labels = mask_tokens(batch["input_ids"], tokenizer, probability=0.5,
@@ -148,12 +145,13 @@ def test_hand_computed_losses_equal_the_models_losses(tokenizer):
     torch.testing.assert_close(out.loss, by_hand)
 
 
-def test_sparse_decoding_gives_the_same_loss_and_gradients(tokenizer, encoded, tmp_path):
-    from transformers import BertConfig, BertForMaskedLM
+def test_sparse_decoding_gives_the_same_loss_and_gradients(tiny_bert_config, tokenizer, encoded,
+                                                            tmp_path):
+    from transformers import BertForMaskedLM
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=4, intermediate_size=64, hidden_dropout_prob=0.0,
+    config = tiny_bert_config(num_hidden_layers=2,
+                        num_attention_heads=4, hidden_dropout_prob=0.0,
                         attention_probs_dropout_prob=0.0)
     dense = BertForMaskedLM(config).train()
     sparse = sparse_decoding(BertForMaskedLM(config).train())

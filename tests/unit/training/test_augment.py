@@ -1,10 +1,11 @@
-"""llmbook.training.augmentation: EDA operations and masked-LM substitution keep labels and are repeatable."""
+"""llmbook.training.augmentation: EDA operations and masked-LM substitution keep labels and are
+repeatable."""
 
 import numpy as np
 import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
-from transformers import BertConfig, BertForMaskedLM, set_seed
+from transformers import BertForMaskedLM, set_seed
 
 from llmbook.models import load_tokenizer
 from llmbook.training import (
@@ -44,10 +45,9 @@ def dataset():
 
 
 @pytest.fixture(scope="module")
-def substituter(tokenizer):
+def substituter(tiny_bert_config, tokenizer):
     set_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=64)
+    config = tiny_bert_config()
     return MaskedLMSubstituter(BertForMaskedLM(config), tokenizer, probability=0.3)
 
 

@@ -4,14 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from llmbook.adaptation import FinetuneRun, FinetuneSpec, seed_summary
-from llmbook.core import get_profile
+from llmbook.adaptation import FinetuneSpec, seed_summary
+from llmbook.core import Run, get_profile
 
 
 def _run(seed, validation, test):
     metrics = {"config": {"seed": seed}, "best_validation": {"accuracy": validation},
                "test": {"accuracy": test}}
-    return FinetuneRun(Path("unused"), metrics, cached=True)
+    return Run(Path("unused"), metrics, cached=True)
 
 
 def test_seed_summary_gives_mean_and_std_per_model():

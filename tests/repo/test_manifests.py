@@ -1,5 +1,6 @@
 """Offline checks of the deployment files in deploy/ (chapter 11): Kubernetes manifests,
-Dockerfile and Prometheus alert rules agree with each other and with llmbook.deployment.serving.app."""
+Dockerfile and Prometheus alert rules agree with each other and with
+llmbook.deployment.serving."""
 
 import re
 import shutil
@@ -9,19 +10,18 @@ from pathlib import Path
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from tiny_models import tiny_classifier_dir
 
 from llmbook.deployment import write_manifest
 from llmbook.deployment.serving import KEYS_VARIABLE, create_app
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S = {path.stem: yaml.safe_load(path.read_text()) for path in (DEPLOY / "k8s").glob("*.yaml")}
 needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None,
                                     reason="promtool not installed (CI installs it)")
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tiny_classifier_dir, tmp_path_factory):
     """Routes and metric names of a real app."""
     directory = tiny_classifier_dir(tmp_path_factory.mktemp("manifests"))
     write_manifest(directory)

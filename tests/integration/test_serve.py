@@ -1,4 +1,5 @@
-"""The sentiment API (llmbook.deployment.serving.app, chapter 11): auth, limits, bad input, metrics, batching."""
+"""The sentiment API (llmbook.deployment.serving.app, chapter 11): auth, limits, bad input,
+metrics, batching."""
 
 import asyncio
 import json
@@ -11,7 +12,6 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from tiny_models import tiny_classifier_dir
 
 from llmbook.cli import main
 from llmbook.deployment import (
@@ -32,7 +32,7 @@ SMALL = ServeConfig(max_text_chars=100, max_request_texts=4, max_body_bytes=2_00
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def model_dir(tiny_classifier_dir, tmp_path_factory):
     directory = tiny_classifier_dir(tmp_path_factory.mktemp("served"))
     write_manifest(directory)
     return directory

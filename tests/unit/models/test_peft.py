@@ -3,7 +3,7 @@
 import pytest
 import torch
 from datasets import Dataset
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertForSequenceClassification
 
 from llmbook.adaptation import training_cost
 from llmbook.data import tokenize_dataset
@@ -29,10 +29,10 @@ def tokenizer():
 
 
 @pytest.fixture(scope="module")
-def base_dir(tmp_path_factory, tokenizer):
+def base_dir(tiny_bert_config, tmp_path_factory, tokenizer):
     """A tiny saved classifier: ``load_adapted`` rebuilds adapters on top of it by path."""
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=HIDDEN,
+    config = tiny_bert_config(hidden_size=HIDDEN,
                         num_hidden_layers=LAYERS, num_attention_heads=4,
                         intermediate_size=INTERMEDIATE, num_labels=2)
     directory = tmp_path_factory.mktemp("base")
