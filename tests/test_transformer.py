@@ -9,6 +9,7 @@ from transformers import BertConfig, BertModel
 from llmbook.data import load_sentiment
 from llmbook.models import load_encoder, load_tokenizer
 from llmbook.transformer import (
+    attention_to_offset,
     bidirectional_mask,
     causal_mask,
     embed,
@@ -209,6 +210,19 @@ def test_minilm_attention_is_causal_under_a_causal_mask(minilm, reviews):
     assert torch.all(weights[..., above] == 0)
     assert torch.allclose(weights[..., 0, 0], torch.ones(1))  # token 0 sees only itself
     assert torch.allclose(weights.sum(-1), torch.ones_like(weights[..., 0]))
+
+
+def test_attention_to_offset():
+    eye_below = torch.diag(torch.ones(3), diagonal=-1)  # each token attends to the previous
+    eye_below[0, 0] = 1.0
+    weights = eye_below[None, None].repeat(2, 1, 1, 1)  # 2 reviews, 1 head, 4 tokens
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    assert attention_to_offset([weights], mask, offset=-1).item() == 1.0
+    assert attention_to_offset([weights], mask, offset=1).item() == 0.0
+    weights[1, 0, 3, 2] = 0.0  # a padded query: not counted
+    assert attention_to_offset([weights], mask, offset=-1).item() == 1.0
+    with pytest.raises(ValueError):
+        attention_to_offset([weights], mask, offset=0)
 
 
 # -------------------------------------------------------------------- figures

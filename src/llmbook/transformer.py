@@ -24,6 +24,7 @@ __all__ = [
     "Linear",
     "Norm",
     "add_and_norm",
+    "attention_to_offset",
     "bidirectional_mask",
     "causal_mask",
     "embed",
@@ -244,3 +245,20 @@ def encoder_stack(model: torch.nn.Module, input_ids: Tensor,
         hidden.append(x)
         attentions.append(attention)
     return hidden, attentions
+
+
+def attention_to_offset(attentions: list[Tensor], attention_mask: Tensor,
+                        offset: int = -1) -> Tensor:
+    """How much each head attends ``offset`` tokens away (``-1``: the previous token).
+
+    ``attentions`` holds one ``(batch, h, n, n)`` tensor per layer.  Returns ``(layers, h)``:
+    the mean weight from a real token to the real token ``offset`` places from it.
+    """
+    if offset == 0:
+        raise ValueError("offset 0 is a token attending to itself; use the diagonal")
+    weights = torch.stack(attentions)  # (layers, batch, h, n, n)
+    pairs = weights.diagonal(offset=offset, dim1=-2, dim2=-1)  # query i, key i + offset
+    real = attention_mask.bool()
+    k = abs(offset)
+    valid = (real[:, k:] & real[:, :-k])[None, :, None, :].float()
+    return (pairs * valid).sum(dim=(1, 3)) / valid.sum(dim=(1, 3))

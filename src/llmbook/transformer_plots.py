@@ -3,7 +3,7 @@
 * :func:`plot_encoder_layer` -- one encoder layer as boxes and arrows, residual paths included;
 * :func:`plot_attention_head` -- one head's attention weights over a review's tokens;
 * :func:`plot_masks` -- the bidirectional (encoder) and causal (decoder) masks side by side;
-* :func:`plot_positions` -- learned position embeddings next to sinusoidal ones.
+* :func:`plot_positions` -- how alike positions are, for learned and sinusoidal embeddings.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _arrow(ax, start, end, **style) -> None:
 def plot_encoder_layer(hidden: int, heads: int, intermediate: int, layers: int | None = None):
     """One post-norm encoder layer (BERT's): attention and feed-forward, each followed by a
     residual addition and LayerNorm.  The sizes label the boxes; returns the figure."""
-    fig, ax = plt.subplots(figsize=(6.4, 6.2))
+    fig, ax = plt.subplots(figsize=(5.6, 6.2))
     stages = [  # (y, text, colour): bottom to top, the order the data flows
         (0.0, f"token + position embeddings\n(n x {hidden})", _LIGHT),
         (1.3, f"multi-head self-attention\n{heads} heads x {hidden // heads} dims", _BLUE),
@@ -50,14 +50,14 @@ def plot_encoder_layer(hidden: int, heads: int, intermediate: int, layers: int |
         _arrow(ax, (0.0, y0 + 0.35), (0.0, y1 - 0.35))
     for start, end in ((0.0, 2.4), (2.4, 4.8)):  # the residual paths skip each sublayer
         _arrow(ax, (1.6, start), (1.6, end), connectionstyle="arc3,rad=0.5", linestyle="--")
-        ax.text(2.45, (start + end) / 2, "residual", fontsize=8, color=_GREY, rotation=90,
+        ax.text(2.05, (start + end) / 2, "residual", fontsize=8, color=_GREY, rotation=90,
                 va="center")
-    ax.text(0.0, 0.75, "q, k, v", fontsize=8, color=_GREY, ha="left")
-    repeat = f"repeated {layers} times" if layers else "repeated per layer"
-    ax.add_patch(FancyBboxPatch((-2.1, 0.85), 4.9, 4.35, boxstyle="round,pad=0.1",
+    ax.text(0.08, 0.62, "q, k, v", fontsize=8, color=_GREY, ha="left", va="center")
+    repeat = f"repeated {layers} times" if layers else "repeated in every layer"
+    ax.add_patch(FancyBboxPatch((-1.9, 0.8), 4.2, 4.7, boxstyle="round,pad=0.05",
                                 facecolor="none", edgecolor=_GREY, linestyle=":"))
-    ax.text(-2.0, 5.05, repeat, fontsize=8, color=_GREY, va="top")
-    ax.set_xlim(-2.4, 3.1)
+    ax.text(-1.8, 5.42, repeat, fontsize=8, color=_GREY, va="top")
+    ax.set_xlim(-2.1, 2.5)
     ax.set_ylim(-0.6, 6.6)
     ax.axis("off")
     return fig
@@ -102,15 +102,16 @@ def plot_masks(masks: dict[str, np.ndarray], tokens: Sequence[str] | None = None
 
 
 def plot_positions(tables: dict[str, np.ndarray]):
-    """Position-embedding tables, ``(positions, dims)`` each, as heatmaps side by side."""
-    fig, axes = plt.subplots(1, len(tables), figsize=(5.2 * len(tables), 3.6))
+    """For each ``(positions, dims)`` table of position vectors, the cosine similarity of
+    every pair of positions: a band along the diagonal means nearby positions look alike."""
+    fig, axes = plt.subplots(1, len(tables), figsize=(4.6 * len(tables), 3.9))
     for ax, (name, table) in zip(np.atleast_1d(axes), tables.items(), strict=True):
-        table = np.asarray(table)
-        limit = float(np.abs(table).max())
-        image = ax.imshow(table, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-        ax.set_xlabel("dimension")
+        table = np.asarray(table, dtype=float)
+        unit = table / np.linalg.norm(table, axis=1, keepdims=True)
+        image = ax.imshow(unit @ unit.T, cmap="RdBu_r", vmin=-1, vmax=1)
+        ax.set_xlabel("position")
         ax.set_ylabel("position")
         ax.set_title(name, fontsize=10)
-        fig.colorbar(image, ax=ax)
+        fig.colorbar(image, ax=ax, fraction=0.046, label="cosine similarity")
     fig.tight_layout()
     return fig
