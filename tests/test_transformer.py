@@ -31,8 +31,9 @@ from llmbook.transformer_plots import (
     plot_positions,
 )
 
-#: float32 through six layers: the from-scratch stack must match MiniLM to this (measured on
-#: three test reviews: at most 6e-6 at any layer of the stack, where values reach 6).
+#: float32 through six layers: on every real (not [PAD]) token the from-scratch stack must
+#: match MiniLM to this.  Measured on 32 test reviews: at most 5e-6 at any layer, on hidden
+#: values up to 10.5 (the chapter's table); [PAD] positions drift to about 1e-4.
 MINILM_ATOL = 2e-5
 
 
@@ -190,7 +191,10 @@ def test_full_stack_equals_minilm(minilm, reviews):
     hidden, attentions = encoder_stack(model, reviews["input_ids"], reviews["attention_mask"])
     with torch.no_grad():
         reference = model(**reviews, output_attentions=True)
-    assert torch.allclose(hidden[-1], reference.last_hidden_state, atol=MINILM_ATOL)
+    real = reviews["attention_mask"].bool()
+    assert torch.allclose(hidden[-1][real], reference.last_hidden_state[real], atol=MINILM_ATOL)
+    # [PAD] positions, which nothing reads, drift further apart through the stack
+    assert torch.allclose(hidden[-1], reference.last_hidden_state, atol=1e-3)
     assert not torch.allclose(hidden[-2], reference.last_hidden_state, atol=1e-2)
     for ours, theirs in zip(attentions, reference.attentions, strict=True):
         assert torch.allclose(ours, theirs, atol=1e-5)
