@@ -247,6 +247,10 @@ def test_figures(minilm, reviews):
     for figure in figures:
         assert isinstance(figure, Figure)
     assert len(figures[2].axes) == 2
+    padded = bidirectional_mask(4) & padding_mask(torch.tensor([[1, 1, 1, 0]]))[0, 0]
+    labelled = plot_masks({"causal": causal_mask(3), "padded": padded},
+                          {"causal": ["a", "b", "c"], "padded": ["a", "b", "c", "[PAD]"]})
+    assert [t.get_text() for t in labelled.axes[1].get_xticklabels()][-1] == "[PAD]"
     with pytest.raises(ValueError):
         plot_attention_head(tokens[:-1], attentions[0][0, 0].numpy())
     plt.close("all")

@@ -82,9 +82,11 @@ def plot_attention_head(tokens: Sequence[str], weights: np.ndarray, title: str =
     return ax.figure
 
 
-def plot_masks(masks: dict[str, np.ndarray], tokens: Sequence[str] | None = None):
+def plot_masks(masks: dict[str, np.ndarray],
+               tokens: Sequence[str] | dict[str, Sequence[str]] | None = None):
     """Boolean masks side by side (dark: the query may attend to the key), e.g. bidirectional
-    vs causal; masks of at most 12 tokens get their 0s and 1s written in."""
+    vs causal.  ``tokens`` labels the axes: one list for all masks, or one per mask name.
+    Masks of at most 12 tokens get their 0s and 1s written in."""
     fig, axes = plt.subplots(1, len(masks), figsize=(4.2 * len(masks), 4.2))
     for ax, (name, mask) in zip(np.atleast_1d(axes), masks.items(), strict=True):
         mask = np.asarray(mask, dtype=float)
@@ -93,7 +95,8 @@ def plot_masks(masks: dict[str, np.ndarray], tokens: Sequence[str] | None = None
             for (i, j), allowed in np.ndenumerate(mask):
                 ax.text(j, i, str(int(allowed)), ha="center", va="center", fontsize=7,
                         color="white" if allowed else _GREY)
-        labels = list(tokens) if tokens is not None else list(range(mask.shape[0]))
+        labels = tokens.get(name) if isinstance(tokens, dict) else tokens
+        labels = list(labels) if labels is not None else list(range(mask.shape[0]))
         ax.set_xticks(range(mask.shape[1]), labels, rotation=90, fontsize=8)
         ax.set_yticks(range(mask.shape[0]), labels, fontsize=8)
         ax.set_xlabel("key (may be attended to)")
