@@ -8,7 +8,7 @@ from llmbook.deployment.benchmark import (
     benchmark_finetune,
     cached_benchmark_finetune,
     cached_benchmark_serve,
-    main,
+    run_benchmark,
 )
 from llmbook.deployment.distillation import (
     Distiller,
@@ -108,7 +108,6 @@ __all__ = [
     "largest_within",
     "least_important_heads",
     "magnitude_prune",
-    "main",
     "max_logit_difference",
     "onnx_variant",
     "open_loop",
@@ -117,6 +116,7 @@ __all__ = [
     "quantize_onnx_int8",
     "quantize_torch_int8",
     "replicas_needed",
+    "run_benchmark",
     "run_sync",
     "serve_benchmark",
     "sparsity",

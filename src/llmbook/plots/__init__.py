@@ -13,9 +13,13 @@ from llmbook.plots.deployment import (
 )
 from llmbook.plots.foundations import (
     CONCEPT_EDGES,
+    plot_attention_head,
     plot_class_balance,
     plot_concept_map,
+    plot_encoder_layer,
     plot_length_histograms,
+    plot_masks,
+    plot_positions,
 )
 from llmbook.plots.responsible import (
     plot_attention_maps,
@@ -37,17 +41,21 @@ from llmbook.plots.training import (
 __all__ = [
     "CONCEPT_EDGES",
     "plot_accuracy_matrix",
+    "plot_attention_head",
     "plot_attention_maps",
     "plot_capacity",
     "plot_class_balance",
     "plot_concept_map",
     "plot_confusion_matrix",
+    "plot_encoder_layer",
     "plot_latency_accuracy",
     "plot_learning_curves",
     "plot_length_histograms",
     "plot_lr_schedules",
     "plot_lr_sweep",
+    "plot_masks",
     "plot_peft_tradeoff",
+    "plot_positions",
     "plot_precision_coverage",
     "plot_projection",
     "plot_rank_allocation",

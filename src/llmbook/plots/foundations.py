@@ -1,4 +1,5 @@
-"""Figures of the Foundations chapters (concepts and chapter 1)."""
+"""Figures of the Foundations chapters: the concept map, chapter 1's data plots and chapter 1b's
+Transformer (a layer as boxes and arrows, an attention head, the masks, positions)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 #: The source article's concept map (section 2.2), as parent -> children edges.
 CONCEPT_EDGES: tuple[tuple[str, str], ...] = (
@@ -102,5 +104,112 @@ def plot_length_histograms(lengths: Mapping[str, np.ndarray], max_length: int | 
         ax.set_title(f"{name}: median {int(np.median(values))} tokens")
         ax.set_xlabel("tokens per text (with [CLS], [SEP])")
         ax.set_ylabel("texts")
+    fig.tight_layout()
+    return fig
+
+
+
+_BLUE, _LIGHT, _ORANGE, _GREY = "#1f4e79", "#9dc3e6", "#f4b183", "#555555"
+
+
+def _box(ax, x: float, y: float, text: str, color: str, width: float = 3.2) -> None:
+    """A rounded box of ``width`` x 0.6 centred on ``(x, y)`` with ``text`` in it."""
+    ax.add_patch(FancyBboxPatch((x - width / 2, y - 0.3), width, 0.6,
+                                boxstyle="round,pad=0.05", facecolor=color, edgecolor=_GREY))
+    ax.text(x, y, text, ha="center", va="center", fontsize=9,
+            color="white" if color == _BLUE else "black")
+
+
+def _arrow(ax, start, end, **style) -> None:
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12,
+                                 color=_GREY, lw=1.3, **style))
+
+
+def plot_encoder_layer(hidden: int, heads: int, intermediate: int, layers: int | None = None):
+    """One post-norm encoder layer (BERT's): attention and feed-forward, each followed by a
+    residual addition and LayerNorm.  The sizes label the boxes; returns the figure."""
+    fig, ax = plt.subplots(figsize=(5.6, 6.2))
+    stages = [  # (y, text, colour): bottom to top, the order the data flows
+        (0.0, f"token + position embeddings\n(n x {hidden})", _LIGHT),
+        (1.3, f"multi-head self-attention\n{heads} heads x {hidden // heads} dims", _BLUE),
+        (2.4, "add & LayerNorm", _ORANGE),
+        (3.7, f"feed-forward: {hidden} -> {intermediate} -> {hidden}\nGELU", _BLUE),
+        (4.8, "add & LayerNorm", _ORANGE),
+        (6.1, f"layer output (n x {hidden})", _LIGHT),
+    ]
+    for y, text, color in stages:
+        _box(ax, 0.0, y, text, color)
+    for (y0, *_), (y1, *_) in zip(stages, stages[1:], strict=False):
+        _arrow(ax, (0.0, y0 + 0.35), (0.0, y1 - 0.35))
+    for start, end in ((0.0, 2.4), (2.4, 4.8)):  # the residual paths skip each sublayer
+        _arrow(ax, (1.6, start), (1.6, end), connectionstyle="arc3,rad=0.5", linestyle="--")
+        ax.text(2.05, (start + end) / 2, "residual", fontsize=8, color=_GREY, rotation=90,
+                va="center")
+    ax.text(0.08, 0.62, "q, k, v", fontsize=8, color=_GREY, ha="left", va="center")
+    repeat = f"repeated {layers} times" if layers else "repeated in every layer"
+    ax.add_patch(FancyBboxPatch((-1.9, 0.8), 4.2, 4.7, boxstyle="round,pad=0.05",
+                                facecolor="none", edgecolor=_GREY, linestyle=":"))
+    ax.text(-1.8, 5.42, repeat, fontsize=8, color=_GREY, va="top")
+    ax.set_xlim(-2.1, 2.5)
+    ax.set_ylim(-0.6, 6.6)
+    ax.axis("off")
+    return fig
+
+
+def plot_attention_head(tokens: Sequence[str], weights: np.ndarray, title: str = "", ax=None):
+    """Heatmap of one head's ``(n, n)`` attention weights: row = query, column = key."""
+    weights = np.asarray(weights)
+    if weights.shape != (len(tokens), len(tokens)):
+        raise ValueError(f"weights of shape {weights.shape} do not match {len(tokens)} tokens")
+    if ax is None:
+        size = min(9.0, 2.5 + 0.22 * len(tokens))
+        _, ax = plt.subplots(figsize=(size + 1.2, size))
+    image = ax.imshow(weights, cmap="Blues", vmin=0, vmax=max(float(weights.max()), 1e-9))
+    ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(tokens)), tokens, fontsize=8)
+    ax.set_xlabel("attended token (key)")
+    ax.set_ylabel("attending token (query)")
+    ax.set_title(title, fontsize=10)
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, label="attention weight")
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_masks(masks: dict[str, np.ndarray],
+               tokens: Sequence[str] | dict[str, Sequence[str]] | None = None):
+    """Boolean masks side by side (dark: the query may attend to the key), e.g. bidirectional
+    vs causal.  ``tokens`` labels the axes: one list for all masks, or one per mask name.
+    Masks of at most 12 tokens get their 0s and 1s written in."""
+    fig, axes = plt.subplots(1, len(masks), figsize=(4.2 * len(masks), 4.2))
+    for ax, (name, mask) in zip(np.atleast_1d(axes), masks.items(), strict=True):
+        mask = np.asarray(mask, dtype=float)
+        ax.imshow(mask, cmap="Blues", vmin=0, vmax=1.25)
+        if mask.shape[0] <= 12:  # small enough to write the 0s and 1s in
+            for (i, j), allowed in np.ndenumerate(mask):
+                ax.text(j, i, str(int(allowed)), ha="center", va="center", fontsize=7,
+                        color="white" if allowed else _GREY)
+        labels = tokens.get(name) if isinstance(tokens, dict) else tokens
+        labels = list(labels) if labels is not None else list(range(mask.shape[0]))
+        ax.set_xticks(range(mask.shape[1]), labels, rotation=90, fontsize=8)
+        ax.set_yticks(range(mask.shape[0]), labels, fontsize=8)
+        ax.set_xlabel("key (may be attended to)")
+        ax.set_ylabel("query (attends)")
+        ax.set_title(name, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_positions(tables: dict[str, np.ndarray]):
+    """For each ``(positions, dims)`` table of position vectors, the cosine similarity of
+    every pair of positions: a band along the diagonal means nearby positions look alike."""
+    fig, axes = plt.subplots(1, len(tables), figsize=(4.6 * len(tables), 3.9))
+    for ax, (name, table) in zip(np.atleast_1d(axes), tables.items(), strict=True):
+        table = np.asarray(table, dtype=float)
+        unit = table / np.linalg.norm(table, axis=1, keepdims=True)
+        image = ax.imshow(unit @ unit.T, cmap="RdBu_r", vmin=-1, vmax=1)
+        ax.set_xlabel("position")
+        ax.set_ylabel("position")
+        ax.set_title(name, fontsize=10)
+        fig.colorbar(image, ax=ax, fraction=0.046, label="cosine similarity")
     fig.tight_layout()
     return fig

@@ -1,4 +1,5 @@
-"""The from-scratch encoder (llmbook.transformer) against transformers' BERT, and its figures."""
+"""The from-scratch encoder (llmbook.models.transformer) against transformers' BERT, and its
+figures."""
 
 import matplotlib.pyplot as plt
 import pytest
@@ -8,7 +9,7 @@ from transformers import BertConfig, BertModel
 
 from llmbook.data import load_sentiment
 from llmbook.models import load_encoder, load_tokenizer
-from llmbook.transformer import (
+from llmbook.models.transformer import (
     attention_to_offset,
     bidirectional_mask,
     causal_mask,
@@ -24,7 +25,7 @@ from llmbook.transformer import (
     split_heads,
     weights_from_bert_layer,
 )
-from llmbook.transformer_plots import (
+from llmbook.plots import (
     plot_attention_head,
     plot_encoder_layer,
     plot_masks,
