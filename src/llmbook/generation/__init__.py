@@ -1,0 +1,35 @@
+"""Part "Generative models": decoder-only language models, from pre-training to generation.
+
+Chapters of the part:
+
+* **Next-token pre-training** -- the causal-LM loss written out (:mod:`.causal_lm`:
+  :func:`causal_lm_loss`, the causal mask, perplexity of texts under a model).
+* **Generating text and the KV cache** -- logits processors and the book's own decoding loop
+  that reproduces ``model.generate`` token for token (:mod:`.decoding`), sample-quality
+  metrics (distinct-n, repetition rate in :mod:`.causal_lm`), the KV cache's memory and
+  speed (:mod:`.kv_cache`) and the ``llmbook generate`` command (:mod:`.command`).
+"""
+
+from llmbook.generation.bpe import train_byte_level_bpe
+from llmbook.generation.decoding import (
+    apply_repetition_penalty,
+    apply_temperature,
+    apply_top_k,
+    apply_top_p,
+    generate_tokens,
+    process_logits,
+    stream_text,
+    stream_tokens,
+)
+
+__all__ = [
+    "apply_repetition_penalty",
+    "apply_temperature",
+    "apply_top_k",
+    "apply_top_p",
+    "generate_tokens",
+    "process_logits",
+    "stream_text",
+    "stream_tokens",
+    "train_byte_level_bpe",
+]
