@@ -21,6 +21,12 @@ from llmbook.generation.decoding import (
     stream_text,
     stream_tokens,
 )
+from llmbook.generation.kv_cache import (
+    kv_cache_bytes,
+    measured_cache_bytes,
+    time_per_token,
+    tokens_per_second,
+)
 
 __all__ = [
     "apply_repetition_penalty",
@@ -28,8 +34,12 @@ __all__ = [
     "apply_top_k",
     "apply_top_p",
     "generate_tokens",
+    "kv_cache_bytes",
+    "measured_cache_bytes",
     "process_logits",
     "stream_text",
     "stream_tokens",
+    "time_per_token",
+    "tokens_per_second",
     "train_byte_level_bpe",
 ]
