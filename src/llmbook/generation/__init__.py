@@ -11,6 +11,14 @@ Chapters of the part:
 """
 
 from llmbook.generation.bpe import train_byte_level_bpe
+from llmbook.generation.causal_lm import (
+    causal_lm_loss,
+    causal_mask,
+    distinct_n,
+    perplexity_of_texts,
+    repetition_rate,
+    text_nll,
+)
 from llmbook.generation.decoding import (
     apply_repetition_penalty,
     apply_temperature,
@@ -33,12 +41,18 @@ __all__ = [
     "apply_temperature",
     "apply_top_k",
     "apply_top_p",
+    "causal_lm_loss",
+    "causal_mask",
+    "distinct_n",
     "generate_tokens",
     "kv_cache_bytes",
     "measured_cache_bytes",
+    "perplexity_of_texts",
     "process_logits",
+    "repetition_rate",
     "stream_text",
     "stream_tokens",
+    "text_nll",
     "time_per_token",
     "tokens_per_second",
     "train_byte_level_bpe",
