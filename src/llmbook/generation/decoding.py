@@ -21,7 +21,7 @@ seeded sampling (``torch.manual_seed(s)`` before ``generate`` or ``seed=s`` here
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 
@@ -220,20 +220,16 @@ def generate_tokens(model, input_ids: torch.Tensor, max_new_tokens: int = 32, *,
     return torch.cat([input_ids, *(token[:, None] for token in steps)], dim=1)
 
 
-def stream_text(model, tokenizer, prompt: str, max_new_tokens: int = 32,
-                **settings) -> Iterator[str]:
-    """Yield the continuation of ``prompt`` as text pieces, as soon as they are printable.
+def text_pieces(tokenizer, tokens: Iterable[torch.Tensor]) -> Iterator[str]:
+    """Turn a stream of next tokens (batch of one) into text pieces, as soon as printable.
 
-    The generated ids are decoded as a whole at every step and only the new suffix is
-    yielded, held back while it ends in an incomplete UTF-8 character (byte-level BPE
-    splits some characters over several tokens).  ``settings`` go to :func:`stream_tokens`;
-    ``eos_token_id`` defaults to the tokenizer's.
+    The ids so far are decoded as a whole at every step and only the new suffix is yielded,
+    held back while it ends in an incomplete UTF-8 character (byte-level BPE splits some
+    characters over several tokens).  The pieces join to the decoded continuation.
     """
-    settings.setdefault("eos_token_id", tokenizer.eos_token_id)
-    input_ids = tokenizer(prompt, return_tensors="pt").input_ids
     generated: list[int] = []
     shown = ""
-    for token in stream_tokens(model, input_ids, max_new_tokens, **settings):
+    for token in tokens:
         generated.append(int(token[0]))
         text = tokenizer.decode(generated, skip_special_tokens=True)
         if text.endswith("\ufffd") or len(text) <= len(shown):
@@ -243,3 +239,17 @@ def stream_text(model, tokenizer, prompt: str, max_new_tokens: int = 32,
     text = tokenizer.decode(generated, skip_special_tokens=True)
     if len(text) > len(shown):
         yield text[len(shown):]
+
+
+def stream_text(model, tokenizer, prompt: str | torch.Tensor, max_new_tokens: int = 32,
+                **settings) -> Iterator[str]:
+    """Yield the continuation of ``prompt`` (a string or its ``(1, length)`` ids) as text.
+
+    ``settings`` go to :func:`stream_tokens`; ``eos_token_id`` defaults to the tokenizer's.
+    See :func:`text_pieces` for when a piece comes out.
+    """
+    settings.setdefault("eos_token_id", tokenizer.eos_token_id)
+    input_ids = (tokenizer(prompt, return_tensors="pt").input_ids if isinstance(prompt, str)
+                 else prompt)
+    yield from text_pieces(tokenizer, stream_tokens(model, input_ids, max_new_tokens,
+                                                    **settings))
