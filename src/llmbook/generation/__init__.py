@@ -3,7 +3,9 @@
 Chapters of the part:
 
 * **Next-token pre-training** -- the causal-LM loss written out (:mod:`.causal_lm`:
-  :func:`causal_lm_loss`, the causal mask, perplexity of texts under a model).
+  :func:`causal_lm_loss`, the causal mask, perplexity of texts under a model), a byte-level
+  BPE vocabulary (:mod:`.bpe`) and a small GPT-2 trained from scratch on chapter 3's IMDb
+  pool with the book's loop (:mod:`.pretraining`, imported on its own: it needs the data).
 * **Generating text and the KV cache** -- logits processors and the book's own decoding loop
   that reproduces ``model.generate`` token for token (:mod:`.decoding`), sample-quality
   metrics (distinct-n, repetition rate in :mod:`.causal_lm`), the KV cache's memory and
