@@ -1,4 +1,5 @@
-"""Command line: ``llmbook finetune | pretrain | distil | predict | evaluate | export | serve``.
+"""Command line: ``llmbook finetune | pretrain | distil | predict | evaluate | export | serve |
+generate``.
 
 * ``llmbook finetune --task rotten_tomatoes --profile cpu --out runs/rt``
 * ``llmbook distil --teacher runs/rt --layers 0,1,3,5 --out runs/rt-4l`` (chapter 10)
@@ -9,6 +10,8 @@
 * ``llmbook evaluate --model runs/rt --input file.jsonl [--report report.json]``
 * ``llmbook export --model runs/rt --format onnx --quantize int8 --out runs/rt-onnx``
 * ``llmbook serve --model runs/rt-onnx [--port 8000] [--backend onnx|torch]`` (chapter 11)
+* ``llmbook generate --model smollm2|DIR "prompt" [--temperature --top-k --top-p --seed
+  --stream]`` (part "Generative models", :mod:`llmbook.generation.command`)
 
 Input rows carry a ``text`` field (and ``label``, 0/1 or negative/positive, for evaluate).
 A bad row is reported on stderr with its line number and skipped; the others are still
@@ -25,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llmbook.data.corpora import LABEL_NAMES, TASKS
+from llmbook.generation.command import add_generate_parser
 from llmbook.models.adapters import METHODS
 
 
@@ -324,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=int, default=None,
                    help="training examples per measured run (finetune; default: the profile's)")
     p.set_defaults(func=_bench)
+
+    add_generate_parser(commands)
     return parser
 
 

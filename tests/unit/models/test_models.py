@@ -2,11 +2,13 @@ import pytest
 import torch
 
 from llmbook.models import (
+    SMOLLM2_FILE,
     ModelUnavailableError,
     load_classifier,
     load_mlm,
     load_tokenizer,
     resolve_model,
+    smollm2_dir,
 )
 
 
@@ -55,3 +57,7 @@ def test_missing_encoder_package_gives_install_hint(hide_package):
 def test_local_directories_and_hub_ids_pass_through(tmp_path):
     assert resolve_model(str(tmp_path)) == str(tmp_path)
     assert resolve_model("bert-base-uncased") == "bert-base-uncased"
+
+
+def test_the_packaged_generative_model_is_found():
+    assert (smollm2_dir() / SMOLLM2_FILE).is_file()
