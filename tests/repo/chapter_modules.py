@@ -36,13 +36,17 @@ def modules_used(notebook: Path) -> list[str]:
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("llmbook."):
                 exports = _exports(node.module)
-                used |= {exports.get(a.name, node.module) for a in node.names}
+                for alias in node.names:
+                    submodule = f"{node.module}.{alias.name}"
+                    is_module = PACKAGE.joinpath(*submodule.split(".")).with_suffix(".py").exists()
+                    used.add(submodule if is_module else exports.get(alias.name, node.module))
     return sorted(m.removeprefix("llmbook.") for m in used)
 
 
 def chapter_title(notebook: Path) -> str:
     first = json.loads(notebook.read_text())["cells"][0]
-    return "".join(first["source"]).splitlines()[0].lstrip("# ").strip()
+    title = next(line for line in "".join(first["source"]).splitlines() if line.startswith("# "))
+    return title.lstrip("# ").strip()
 
 
 def table() -> str:
