@@ -241,7 +241,14 @@ def _bench(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmbook", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_training_commands(commands)
+    _add_model_commands(commands)
+    add_generate_parser(commands)
+    return parser
 
+
+def _add_training_commands(commands) -> None:
+    """``finetune``, ``distil``, ``pretrain``: runs that train (and cache) a model."""
     p = commands.add_parser("finetune", help="fine-tune a sentiment classifier")
     p.add_argument("--task", choices=TASKS, default="rotten_tomatoes")
     p.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None,
@@ -288,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=_pretrain)
 
+
+def _add_model_commands(commands) -> None:
+    """``predict``, ``evaluate``, ``export``, ``serve``, ``bench``: using a trained model."""
     p = commands.add_parser("predict", help="score texts with a fine-tuned model")
     p.add_argument("--model", required=True, help="model directory from `llmbook finetune`")
     p.add_argument("texts", nargs="*", help="texts to score")
@@ -328,9 +338,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=int, default=None,
                    help="training examples per measured run (finetune; default: the profile's)")
     p.set_defaults(func=_bench)
-
-    add_generate_parser(commands)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
