@@ -23,11 +23,10 @@ from transformers import GPT2Config, GPT2LMHeadModel, set_seed
 
 from llmbook import __version__
 from llmbook.core.runs import Run, cached_run
-from llmbook.data.corpora import load_corpus, subsample
 from llmbook.generation.bpe import train_byte_level_bpe
 from llmbook.generation.causal_lm import IGNORE_INDEX, causal_lm_loss
 from llmbook.generation.decoding import generate_tokens
-from llmbook.training.config import TrainConfig
+from llmbook.pretraining.runs import pretraining_config, pretraining_texts
 from llmbook.training.loop import train
 
 #: prompts continued before and after training (sampled at fixed seeds)
@@ -146,19 +145,14 @@ def pretrain_clm(spec: ClmSpec, out: str | Path | None = None, force: bool = Fal
 
 def _clm_run(spec: ClmSpec, directory: Path) -> dict:
     """Byte-level BPE and a random GPT-2, measured, trained on next tokens, measured again."""
-    corpus = load_corpus("imdb")
-    pool = subsample(corpus["train"], spec.corpus_size, seed=spec.seed)
-    held_out_texts = subsample(corpus["validation"], spec.eval_size)
+    pool, held_out_texts = pretraining_texts(spec)
     set_seed(spec.seed)
     tokenizer = train_byte_level_bpe(pool["text"], spec.vocab_size, spec.max_length)
     model = GPT2LMHeadModel(spec.model_config(tokenizer))
     train_set = tokenize_for_clm(pool, tokenizer, spec.max_length)
     held_out = tokenize_for_clm(held_out_texts, tokenizer, spec.max_length)
     before = _measure(model, tokenizer, held_out, spec)
-    config = TrainConfig(max_steps=spec.steps, batch_size=spec.batch_size,
-                         learning_rate=spec.learning_rate, metric_for_best="loss",
-                         eval_every=max(1, spec.steps // 5), seed=spec.seed,
-                         output_dir=str(directory), log_every=max(1, spec.steps // 100))
+    config = pretraining_config(spec, directory)
     result = train(model, tokenizer, train_set, held_out, config, metrics_fn=None,
                    collator=CausalCollator(tokenizer.eos_token_id))
     after = _measure(model, tokenizer, held_out, spec)

@@ -25,6 +25,8 @@ from llmbook.pretraining.runs import (
     domain_adaptation_spec,
     evaluate_mlm,
     pretrain,
+    pretraining_config,
+    pretraining_texts,
     spec_for,
     train_wordpiece,
 )
@@ -47,6 +49,8 @@ __all__ = [
     "masking_table",
     "perplexity",
     "pretrain",
+    "pretraining_config",
+    "pretraining_texts",
     "select_positions",
     "sparse_decoding",
     "spec_for",

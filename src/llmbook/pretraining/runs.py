@@ -137,6 +137,24 @@ def carry_pooler(directory: Path, source: str) -> list[str]:
     return sorted(pooler)
 
 
+def pretraining_texts(spec) -> tuple:
+    """Chapter 3's IMDb pre-training pool and held-out reviews (``spec.corpus_size``,
+    ``spec.eval_size``, ``spec.seed``); the causal LM of the Generative models part reads the
+    same two sets, so the two objectives are compared on the same text."""
+    corpus = load_corpus("imdb")
+    return (subsample(corpus["train"], spec.corpus_size, seed=spec.seed),
+            subsample(corpus["validation"], spec.eval_size))
+
+
+def pretraining_config(spec, directory: Path) -> TrainConfig:
+    """A fixed budget of ``spec.steps`` steps, evaluated five times on the held-out loss (the
+    lowest is kept), written to ``directory``."""
+    return TrainConfig(max_steps=spec.steps, batch_size=spec.batch_size,
+                       learning_rate=spec.learning_rate, metric_for_best="loss",
+                       eval_every=max(1, spec.steps // 5), seed=spec.seed,
+                       output_dir=str(directory), log_every=max(1, spec.steps // 100))
+
+
 def pretrain(spec: PretrainSpec, out: str | Path | None = None, force: bool = False) -> Run:
     """Run (or load from the ``runs/`` cache) the masked-LM pre-training ``spec`` describes."""
     key = {"llmbook": __version__, **asdict(spec)}
@@ -146,9 +164,7 @@ def pretrain(spec: PretrainSpec, out: str | Path | None = None, force: bool = Fa
 
 def _pretrain_run(spec: PretrainSpec, directory: Path) -> dict:
     """Tokenizer and model (from scratch or a pretrained source), then masked-LM training."""
-    corpus = load_corpus("imdb")
-    pool = subsample(corpus["train"], spec.corpus_size, seed=spec.seed)
-    held_out = subsample(corpus["validation"], spec.eval_size)
+    pool, held_out = pretraining_texts(spec)
     set_seed(spec.seed)
     if spec.source == SCRATCH:
         tokenizer = train_wordpiece(pool["text"], spec.vocab_size)
@@ -167,10 +183,7 @@ def _pretrain_run(spec: PretrainSpec, directory: Path) -> dict:
     head_result = None
     if spec.head_warmup_steps:
         head_result = _train_head_only(model, tokenizer, train_set, fixed_eval, spec, collator)
-    config = TrainConfig(max_steps=spec.steps, batch_size=spec.batch_size,
-                         learning_rate=spec.learning_rate, metric_for_best="loss",
-                         eval_every=max(1, spec.steps // 5), seed=spec.seed,
-                         output_dir=str(directory), log_every=max(1, spec.steps // 100))
+    config = pretraining_config(spec, directory)
     train(model, tokenizer, train_set, fixed_eval, config, metrics_fn=masked_token_accuracy,
           collator=collator)  # leaves the best (lowest held-out loss) weights in the model
     after = evaluate_mlm(model, tokenizer, fixed_eval)

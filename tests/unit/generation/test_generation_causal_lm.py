@@ -21,14 +21,6 @@ TEXTS = ["the film was great and the acting superb", "a dull film, I hated it",
          "crème brûlée, naïve café", "the end"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tokenizer():
     return train_byte_level_bpe(TEXTS * 5, vocab_size=300)

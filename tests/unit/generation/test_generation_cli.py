@@ -11,14 +11,6 @@ from llmbook.generation.decoding import generate_tokens
 CONTEXT = 48
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A 1-layer GPT-2 with a 300-entry byte-level BPE vocabulary and a 48-token context."""

@@ -26,15 +26,6 @@ VOCAB = 100
 SPREAD = 0.5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and do not stall on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _quiet(model):
     model.generation_config.eos_token_id = None  # generate must not stop early either
     model.generation_config.bos_token_id = None

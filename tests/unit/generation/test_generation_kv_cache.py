@@ -12,14 +12,6 @@ from llmbook.generation.kv_cache import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _gpt2():
     torch.manual_seed(0)
     config = GPT2Config(n_layer=3, n_embd=32, n_head=4, vocab_size=100, n_positions=128,

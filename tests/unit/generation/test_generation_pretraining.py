@@ -19,14 +19,6 @@ from llmbook.generation.pretraining import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_sequences_start_with_end_of_text_and_pads_are_ignored():
     tokenizer = train_byte_level_bpe(["a good film", "a bad film, really bad"] * 5, 300)
     data = tokenize_for_clm(Dataset.from_dict({"text": ["a good film", "a bad film " * 20]}),
