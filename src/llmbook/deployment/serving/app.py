@@ -107,6 +107,59 @@ async def read_body(request, limit: int) -> bytes:
 
 
 # ----------------------------------------------------------------------------- the app
+def _authoriser(config: ServeConfig, keys: list[str]):
+    """``authorise(request)``: the id of the caller's API key, or a 401 RequestError."""
+    def authorise(request: Request) -> str:
+        if not config.require_key:
+            return "anonymous"
+        header = request.headers.get("authorization", "")
+        scheme, _, presented = header.partition(" ")
+        key = match_key(presented.strip(), keys) if scheme.lower() == "bearer" else None
+        if key is None:
+            raise RequestError(401, "missing or invalid API key: send 'Authorization: Bearer "
+                                    "<key>'", {"WWW-Authenticate": "Bearer"})
+        return key_id(key)
+    return authorise
+
+
+def _lifespan(predictor: Predictor, config: ServeConfig, metrics: Metrics, state: dict):
+    """Start the micro-batcher and warm the model up before the service reports ready."""
+    @asynccontextmanager
+    async def lifespan(app):
+        app.state.batcher = MicroBatcher(predictor, config, metrics)
+        app.state.batcher.start()
+        predictor.predict(["warm-up text"] * min(config.max_batch, 8))  # first-call costs
+        state["ready"] = True
+        log.info("ready: model %s (%s backend)", predictor.version, predictor.backend)
+        yield
+        state["ready"] = False
+        await app.state.batcher.stop()
+    return lifespan
+
+
+def _predictions(predictor: Predictor, probabilities) -> list[dict]:
+    return [{"label": predictor.labels[int(p.argmax())],
+             "probabilities": dict(zip(predictor.labels, map(float, p), strict=True))}
+            for p in probabilities]
+
+
+def _add_probes(app, reply, state: dict, predictor: Predictor, metrics: Metrics) -> None:
+    """``/healthz`` (the process is up), ``/readyz`` (the model answers), ``/metrics``."""
+    @app.get("/healthz")
+    async def healthz():
+        return reply("/healthz", 200, {"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz():
+        if not state["ready"]:
+            return reply("/readyz", 503, {"status": "loading"})
+        return reply("/readyz", 200, {"status": "ready", "model_version": predictor.version})
+
+    @app.get("/metrics")
+    async def prometheus_metrics():
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
 def create_app(model_dir: str | Path, backend: str | None = None,
                config: ServeConfig | None = None, api_keys: list[str] | None = None):
     """The FastAPI app; raises :class:`StartupError`/``ManifestError`` instead of starting."""
@@ -121,49 +174,16 @@ def create_app(model_dir: str | Path, backend: str | None = None,
     metrics.model.info({"version": predictor.version, "backend": predictor.backend})
     limiter = RateLimiter(config.rate_per_second, config.rate_burst)
     state = {"ready": False}
-
-    @asynccontextmanager
-    async def lifespan(app):
-        app.state.batcher = MicroBatcher(predictor, config, metrics)
-        app.state.batcher.start()
-        predictor.predict(["warm-up text"] * min(config.max_batch, 8))  # first-call costs
-        state["ready"] = True
-        log.info("ready: model %s (%s backend)", predictor.version, predictor.backend)
-        yield
-        state["ready"] = False
-        await app.state.batcher.stop()
-
-    app = FastAPI(title="llmbook sentiment API", lifespan=lifespan)
+    authorise = _authoriser(config, keys)
+    app = FastAPI(title="llmbook sentiment API",
+                  lifespan=_lifespan(predictor, config, metrics, state))
     app.state.config, app.state.predictor, app.state.metrics = config, predictor, metrics
 
     def reply(endpoint: str, status: int, content, headers: dict | None = None):
         metrics.requests.labels(endpoint, str(status)).inc()
         return JSONResponse(content, status_code=status, headers=headers)
 
-    def authorise(request: Request) -> str:
-        if not config.require_key:
-            return "anonymous"
-        header = request.headers.get("authorization", "")
-        scheme, _, presented = header.partition(" ")
-        key = match_key(presented.strip(), keys) if scheme.lower() == "bearer" else None
-        if key is None:
-            raise RequestError(401, "missing or invalid API key: send 'Authorization: Bearer "
-                                    "<key>'", {"WWW-Authenticate": "Bearer"})
-        return key_id(key)
-
-    @app.get("/healthz")
-    async def healthz():
-        return reply("/healthz", 200, {"status": "ok"})
-
-    @app.get("/readyz")
-    async def readyz():
-        if not state["ready"]:
-            return reply("/readyz", 503, {"status": "loading"})
-        return reply("/readyz", 200, {"status": "ready", "model_version": predictor.version})
-
-    @app.get("/metrics")
-    async def prometheus_metrics():
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    _add_probes(app, reply, state, predictor, metrics)
 
     @app.post("/v1/sentiment")
     async def sentiment(request: Request):
@@ -191,11 +211,8 @@ def create_app(model_dir: str | Path, backend: str | None = None,
             log.exception("request failed")
             return reply("/v1/sentiment", 500, {"detail": "internal error"})
         metrics.latency.observe(time.perf_counter() - start)
-        predictions = [{"label": predictor.labels[int(p.argmax())],
-                        "probabilities": dict(zip(predictor.labels, map(float, p), strict=True))}
-                       for p in probabilities]
         return reply("/v1/sentiment", 200, {"model_version": predictor.version,
-                                            "predictions": predictions})
+                                            "predictions": _predictions(predictor, probabilities)})
 
     return app
 
