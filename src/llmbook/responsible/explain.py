@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
 
 from llmbook.data.tokenization import check_texts
 from llmbook.models.inference import predict_proba
@@ -200,7 +201,9 @@ def failure_tags(texts: Sequence[str], n_tokens: Sequence[int]) -> pd.DataFrame:
 
 
 def error_rates_by_tag(tags: pd.DataFrame, correct: Sequence[bool]) -> pd.DataFrame:
-    """Per tag: examples with / without it, the error rate of each group and their ratio."""
+    """Per tag: examples with / without it, the error rate of each group, their ratio, and
+    ``p_value``: Fisher's exact test (two-sided) of "the tag does not change the error rate",
+    so that a gap between two rates is read against the noise of the counts behind them."""
     correct = np.asarray(correct, dtype=bool)
     if len(correct) != len(tags):
         raise ValueError("need one correctness flag per row of tags")
@@ -209,9 +212,12 @@ def error_rates_by_tag(tags: pd.DataFrame, correct: Sequence[bool]) -> pd.DataFr
         has = tags[tag].to_numpy(dtype=bool)
         with_tag = float(np.mean(~correct[has])) if has.any() else float("nan")
         without = float(np.mean(~correct[~has])) if (~has).any() else float("nan")
+        table = [[int((~correct[has]).sum()), int(correct[has].sum())],
+                 [int((~correct[~has]).sum()), int(correct[~has].sum())]]
         rows.append({"tag": tag, "n_with": int(has.sum()), "error_rate_with": with_tag,
                      "error_rate_without": without, "ratio": with_tag / without
-                     if without else float("nan")})
+                     if without else float("nan"),
+                     "p_value": float(stats.fisher_exact(table).pvalue)})
     return pd.DataFrame(rows).set_index("tag")
 
 

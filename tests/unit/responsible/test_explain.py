@@ -132,6 +132,9 @@ def test_failure_tags_and_error_rates():
     assert rates.loc["negation", "error_rate_with"] == 1.0
     assert rates.loc["negation", "error_rate_without"] == 0.0
     assert isinstance(rates, pd.DataFrame) and rates.loc["negation", "n_with"] == 2
+    # 2 of 2 wrong vs 0 of 3: Fisher's exact test gives p = 0.1 (2 of the 10 ways to pick two)
+    assert rates.loc["negation", "p_value"] == pytest.approx(0.1)
+    assert rates.loc["long", "p_value"] == pytest.approx(1.0)
     with pytest.raises(ValueError):
         failure_tags(texts, [1, 2])
 
