@@ -4,7 +4,8 @@ generate``.
 * ``llmbook finetune --task rotten_tomatoes --profile cpu --out runs/rt``
 * ``llmbook distil --teacher runs/rt --layers 0,1,3,5 --out runs/rt-4l`` (chapter 10)
 * ``llmbook pretrain --from-scratch|--from MODEL --corpus imdb --out runs/mlm`` (a model
-  directory that ``llmbook finetune --model runs/mlm`` accepts)
+  directory that ``llmbook finetune --model runs/mlm`` accepts); ``--objective clm
+  --from-scratch`` trains a small GPT-2 on next tokens instead (``llmbook generate`` reads it)
 * ``llmbook predict --model runs/rt "text" ...`` or
   ``llmbook predict --model runs/rt --input file.jsonl|.csv --output preds.jsonl``
 * ``llmbook evaluate --model runs/rt --input file.jsonl [--report report.json]``
@@ -21,87 +22,14 @@ scored, and the exit status is 1 when any row was bad.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-from llmbook.data.corpora import LABEL_NAMES, TASKS
+from llmbook.data.corpora import TASKS
+from llmbook.data.rows import good_rows
 from llmbook.generation.command import add_generate_parser
 from llmbook.models.adapters import METHODS
-
-
-class RowError(ValueError):
-    """A row of an input file that cannot be used."""
-
-
-def _parse_label(value) -> int:
-    if isinstance(value, bool):
-        raise RowError(f"'label' must be 0, 1, {' or '.join(LABEL_NAMES)}, got {value!r}")
-    if isinstance(value, int) and value in (0, 1):
-        return value
-    if isinstance(value, str) and value.strip().lower() in LABEL_NAMES:
-        return LABEL_NAMES.index(value.strip().lower())
-    if isinstance(value, str) and value.strip() in ("0", "1"):
-        return int(value)
-    raise RowError(f"'label' must be 0, 1, {' or '.join(LABEL_NAMES)}, got {value!r}")
-
-
-def _check_row(row, need_label: bool) -> dict:
-    if not isinstance(row, dict):
-        raise RowError(f"expected an object with a 'text' field, got {type(row).__name__}")
-    text = row.get("text")
-    if not isinstance(text, str):
-        raise RowError("missing 'text' field" if text is None else
-                       f"'text' must be a string, got {type(text).__name__}")
-    if not text.strip():
-        raise RowError("'text' is empty")
-    if need_label:
-        if "label" not in row:
-            raise RowError("missing 'label' field")
-        row = {**row, "label": _parse_label(row["label"])}
-    return row
-
-
-def read_rows(path: Path, need_label: bool = False) -> Iterator[tuple[int, dict | RowError]]:
-    """``(line number, row or RowError)`` for each row of a ``.jsonl`` or ``.csv`` file."""
-    suffix = path.suffix.lower()
-    if suffix not in (".jsonl", ".csv"):
-        raise SystemExit(f"error: {path}: input must be a .jsonl or .csv file")
-    if not path.exists():
-        raise SystemExit(f"error: {path}: no such file")
-    with open(path, encoding="utf-8", newline="") as handle:
-        if suffix == ".csv":
-            reader = csv.DictReader(handle)
-            if "text" not in (reader.fieldnames or []):
-                raise SystemExit(f"error: {path}: the CSV header has no 'text' column")
-            for row in reader:
-                try:
-                    yield reader.line_num, _check_row(row, need_label)
-                except RowError as err:
-                    yield reader.line_num, err
-            return
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield line_number, _check_row(json.loads(line), need_label)
-            except json.JSONDecodeError as err:
-                yield line_number, RowError(f"invalid JSON ({err.msg})")
-            except RowError as err:
-                yield line_number, err
-
-
-def _good_rows(path: Path, need_label: bool) -> tuple[list[dict], int]:
-    rows, bad = [], 0
-    for line_number, row in read_rows(path, need_label):
-        if isinstance(row, RowError):
-            print(f"{path}:{line_number}: skipped: {row}", file=sys.stderr)
-            bad += 1
-        else:
-            rows.append(row)
-    return rows, bad
 
 
 def _given(**options) -> dict:
@@ -152,9 +80,12 @@ def _distil(args) -> int:
 
 def _pretrain(args) -> int:
     from llmbook.core.profiles import get_profile
-    from llmbook.pretraining.runs import SCRATCH, pretrain, spec_for
 
     overrides = _given(steps=args.steps, learning_rate=args.lr, seed=args.seed)
+    if args.objective == "clm":
+        return _pretrain_clm(get_profile(args.profile), args, overrides)
+    from llmbook.pretraining.runs import SCRATCH, pretrain, spec_for
+
     source = SCRATCH if args.from_scratch else args.source
     run = pretrain(spec_for(get_profile(args.profile), source, whole_word=args.whole_word,
                             **overrides), out=args.out, force=args.force)
@@ -162,6 +93,22 @@ def _pretrain(args) -> int:
     print(f"model: {run.model_dir}{' (cached)' if run.cached else ''}")
     print(f"held-out perplexity {before['perplexity']:.1f} -> {after['perplexity']:.1f}, "
           f"masked-token accuracy {before['accuracy']:.3f} -> {after['accuracy']:.3f}")
+    return 0
+
+
+def _pretrain_clm(profile, args, overrides: dict) -> int:
+    """``pretrain --objective clm``: a small GPT-2 from scratch on next tokens."""
+    from llmbook.generation.pretraining import clm_spec_for, pretrain_clm
+
+    if args.source or args.whole_word:
+        raise ValueError("--objective clm trains a GPT-2 from scratch: use --from-scratch, "
+                         "without --from or --whole-word")
+    run = pretrain_clm(clm_spec_for(profile, **overrides), out=args.out, force=args.force)
+    before, after = run.metrics["before"], run.metrics["after"]
+    print(f"model: {run.model_dir}{' (cached)' if run.cached else ''}")
+    print(f"held-out perplexity {before['perplexity']:.1f} -> {after['perplexity']:.1f} "
+          f"({run.metrics['steps_per_second']:.1f} steps/s); try it: "
+          f"llmbook generate --model {run.model_dir} \"This movie was\"")
     return 0
 
 
@@ -174,7 +121,7 @@ def _predict(args) -> int:
     if args.texts:
         rows, bad = [{"text": t} for t in args.texts], 0
     else:
-        rows, bad = _good_rows(Path(args.input), need_label=False)
+        rows, bad = good_rows(Path(args.input), need_label=False)
     probabilities = predict_proba(model, tokenizer, [r["text"] for r in rows])
     names = model.config.id2label
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
@@ -198,7 +145,7 @@ def _evaluate(args) -> int:
     from llmbook.training.evaluation import evaluate_classifier
 
     path = Path(args.input)
-    rows, bad = _good_rows(path, need_label=True)
+    rows, bad = good_rows(path, need_label=True)
     if not rows:
         raise SystemExit(f"error: {path}: no usable rows")
     tokenizer, model = load_for_inference(args.model)
@@ -279,7 +226,8 @@ def _add_training_commands(commands) -> None:
     p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
     p.set_defaults(func=_distil)
 
-    p = commands.add_parser("pretrain", help="masked-LM pre-training on the IMDb corpus")
+    p = commands.add_parser("pretrain", help="masked-LM (default) or causal-LM pre-training "
+                                             "on the IMDb corpus")
     start = p.add_mutually_exclusive_group(required=True)
     start.add_argument("--from-scratch", action="store_true",
                        help="a small BERT with random weights and a new WordPiece vocabulary")
@@ -292,6 +240,9 @@ def _add_training_commands(commands) -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--whole-word", action="store_true", help="mask whole words")
+    p.add_argument("--objective", choices=["mlm", "clm"], default="mlm",
+                   help="mlm: BERT's masked tokens (chapter 3); clm: GPT's next token, "
+                        "from scratch only (Generative models)")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=_pretrain)
 

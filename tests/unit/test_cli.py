@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from llmbook.cli import main, read_rows
+from llmbook.cli import main
 from llmbook.data import LABEL_NAMES
+from llmbook.data.rows import read_rows
 
 
 @pytest.fixture(scope="module")

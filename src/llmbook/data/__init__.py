@@ -31,6 +31,7 @@ from llmbook.data.corpora import (
     tweets_csv_path,
     verify_checksum,
 )
+from llmbook.data.rows import RowError, good_rows, read_rows
 from llmbook.data.tokenization import (
     check_texts,
     map_by_length,
@@ -49,6 +50,7 @@ __all__ = [
     "PACKAGE",
     "PACKAGED_CSV",
     "PACKAGED_CSV_SHA256",
+    "RowError",
     "SPLIT_SEED",
     "TASKS",
     "TWEETS_CSV",
@@ -57,6 +59,7 @@ __all__ = [
     "TWEET_SENTIMENTS",
     "check_texts",
     "clean_text",
+    "good_rows",
     "limit_sizes",
     "load_corpus",
     "load_sentiment",
@@ -64,6 +67,7 @@ __all__ = [
     "map_by_length",
     "packaged_csv_path",
     "read_packaged_reviews",
+    "read_rows",
     "sample_per_class",
     "split_summary",
     "stratified_split",

@@ -5,7 +5,8 @@ Chapters of the part:
 * **Next-token pre-training** -- the causal-LM loss written out (:mod:`.causal_lm`:
   :func:`causal_lm_loss`, the causal mask, perplexity of texts under a model), a byte-level
   BPE vocabulary (:mod:`.bpe`) and a small GPT-2 trained from scratch on chapter 3's IMDb
-  pool with the book's loop (:mod:`.pretraining`, imported on its own: it needs the data).
+  pool with the book's loop (:mod:`.pretraining`, imported on its own: it needs the data),
+  and masked-LM against causal-LM on the same reviews (:mod:`.objectives`, likewise).
 * **Generating text and the KV cache** -- logits processors and the book's own decoding loop
   that reproduces ``model.generate`` token for token (:mod:`.decoding`), sample-quality
   metrics (distinct-n, repetition rate in :mod:`.causal_lm`), the KV cache's memory and
@@ -15,7 +16,6 @@ Chapters of the part:
 from llmbook.generation.bpe import train_byte_level_bpe
 from llmbook.generation.causal_lm import (
     causal_lm_loss,
-    causal_mask,
     distinct_n,
     perplexity_of_texts,
     repetition_rate,
@@ -37,6 +37,7 @@ from llmbook.generation.kv_cache import (
     time_per_token,
     tokens_per_second,
 )
+from llmbook.models.transformer import causal_mask  # chapter 1b's, re-exported
 
 __all__ = [
     "apply_repetition_penalty",

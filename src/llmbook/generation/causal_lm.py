@@ -4,8 +4,7 @@
 * :func:`causal_lm_loss` -- L_pre of a GPT-style model, written out: the mean cross-entropy
   of each next token given the ones before it (the logits at position t predict token
   t + 1), equal to the loss a ``...ForCausalLM`` model returns for ``labels=input_ids``;
-* :func:`causal_mask` -- which positions each position may attend to (lower triangle),
-  to draw next to BERT's all-ones bidirectional mask;
+* the causal mask itself is :func:`llmbook.models.transformer.causal_mask` (chapter 1b);
 * :func:`perplexity_of_texts` -- exp of that loss over a set of texts, token-weighted;
 * :func:`distinct_n` and :func:`repetition_rate` -- how varied generated samples are.
 """
@@ -35,11 +34,6 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor,
     log_probs = predictions.log_softmax(dim=-1)
     picked = log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     return -(picked * counted).sum() / counted.sum()
-
-
-def causal_mask(length: int) -> torch.Tensor:
-    """``(length, length)`` booleans: row i is True for the positions j <= i that i sees."""
-    return torch.tril(torch.ones(length, length, dtype=torch.bool))
 
 
 def _right_padded(ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:

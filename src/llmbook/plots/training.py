@@ -10,7 +10,8 @@ import numpy as np
 
 def plot_training_curves(train_log: Sequence[Mapping], eval_log: Sequence[Mapping] = (),
                          metric: str = "accuracy"):
-    """Training loss, learning rate and validation ``metric`` against optimizer steps."""
+    """Training loss, learning rate and validation ``metric`` against optimizer steps
+    (the metric is left out when the evaluations did not record it, as in pre-training)."""
     fig, (ax_loss, ax_lr) = plt.subplots(1, 2, figsize=(11, 3.6))
     steps = [row["step"] for row in train_log]
     ax_loss.plot(steps, [row["loss"] for row in train_log], label="train loss", color="#2e75b6")
@@ -18,11 +19,12 @@ def plot_training_curves(train_log: Sequence[Mapping], eval_log: Sequence[Mappin
         eval_steps = [row["step"] for row in eval_log]
         ax_loss.plot(eval_steps, [row["eval_loss"] for row in eval_log], "o-", color="#c55a11",
                      label="validation loss")
-        ax_metric = ax_loss.twinx()
-        ax_metric.plot(eval_steps, [row[f"eval_{metric}"] for row in eval_log], "s--",
-                       color="#548235", label=f"validation {metric}")
-        ax_metric.set_ylabel(f"validation {metric}")
-        ax_metric.legend(loc="center right")
+        if all(f"eval_{metric}" in row for row in eval_log):
+            ax_metric = ax_loss.twinx()
+            ax_metric.plot(eval_steps, [row[f"eval_{metric}"] for row in eval_log], "s--",
+                           color="#548235", label=f"validation {metric}")
+            ax_metric.set_ylabel(f"validation {metric}")
+            ax_metric.legend(loc="center right")
     ax_loss.set_xlabel("optimizer step")
     ax_loss.set_ylabel("loss")
     ax_loss.legend(loc="upper right")

@@ -7,10 +7,10 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
+from llmbook.generation import causal_mask
 from llmbook.generation.bpe import train_byte_level_bpe
 from llmbook.generation.causal_lm import (
     causal_lm_loss,
-    causal_mask,
     distinct_n,
     perplexity_of_texts,
     repetition_rate,

@@ -96,3 +96,20 @@ def test_a_prompt_longer_than_the_context_is_refused(model_dir):
 def test_a_missing_model_directory_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="not a model directory"):
         main(["generate", "--model", str(tmp_path / "nowhere"), "the film"])
+
+
+def test_pretrain_clm_writes_a_model_that_generate_reads(tmp_path, capsys):
+    out = tmp_path / "gpt"
+    assert main(["pretrain", "--objective", "clm", "--from-scratch", "--profile", "smoke",
+                 "--steps", "2", "--out", str(out)]) == 0
+    assert "held-out perplexity" in capsys.readouterr().out
+    assert main(["generate", "--model", str(out), "This movie was", "--max-new-tokens", "4",
+                 "--seed", "0"]) == 0
+    assert capsys.readouterr().out.endswith("\n")
+
+
+@pytest.mark.parametrize("start", [["--from", "minilm"], ["--from-scratch", "--whole-word"]])
+def test_pretrain_clm_refuses_what_only_masked_lm_does(tmp_path, capsys, start):
+    assert main(["pretrain", "--objective", "clm", *start, "--profile", "smoke",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "--objective clm trains a GPT-2 from scratch" in capsys.readouterr().err

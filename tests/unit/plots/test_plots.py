@@ -39,3 +39,5 @@ def test_seed_comparison_and_training_curves():
     evals = [{"step": 4, "eval_loss": 0.3, "eval_accuracy": 0.9}]
     fig = plots.plot_training_curves(log, evals)
     assert len(fig.axes) == 3  # loss, learning rate, and the twin axis for the metric
+    fig = plots.plot_training_curves(log, [{"step": 4, "eval_loss": 0.3}])  # pre-training
+    assert len(fig.axes) == 2  # no metric, no twin axis
