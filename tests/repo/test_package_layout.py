@@ -23,10 +23,12 @@ PART_IMPORTS = {
     "training": {"core", "data", "models"},
     "pretraining": {"core", "data", "models", "training"},
     "generation": {"core", "data", "models", "training", "pretraining"},
-    "adaptation": {"core", "data", "models", "training", "pretraining"},
-    "practice": {"core", "data", "models", "training", "adaptation"},
-    "deployment": {"core", "data", "models", "training", "adaptation"},
-    "responsible": {"core", "data", "models", "training", "adaptation", "deployment"},
+    "adaptation": {"core", "data", "models", "training", "pretraining", "generation"},
+    # adaptation asks chapter 7's zero-shot question through the generation part's chat helpers
+    "practice": {"core", "data", "models", "training", "generation", "adaptation"},
+    "deployment": {"core", "data", "models", "training", "generation", "adaptation"},
+    "responsible": {"core", "data", "models", "training", "generation", "adaptation",
+                    "deployment"},
 }
 
 MAX_MODULE_LINES = 350

@@ -19,11 +19,14 @@ import numpy as np
 import torch
 
 from llmbook.data.tokenization import map_by_length
+from llmbook.generation.instruction import chat_prompt as generation_prompt
+from llmbook.generation.instruction_sets import SENTIMENT_QUESTION, sentiment_conversations
 from llmbook.models.embeddings import embed_texts
 from llmbook.models.loading import load_encoder, load_tokenizer
 
-#: What an instruction-tuned model is asked; the review follows.
-QUESTION = "Is the sentiment of this movie review positive or negative? Answer in one word."
+#: What an instruction-tuned model is asked; the review follows (the instruction-tuning
+#: chapter trains SmolLM2 on the same question).
+QUESTION = SENTIMENT_QUESTION
 
 #: Answer words per label (0 = negative, 1 = positive); the probabilities of variants add up.
 ANSWER_WORDS = (("Negative", "negative"), ("Positive", "positive"))
@@ -55,8 +58,8 @@ def embedding_scores(texts: Sequence[str], descriptions: Sequence[Sequence[str]]
 
 
 def chat_prompt(tokenizer, text: str, question: str = QUESTION) -> str:
-    messages = [{"role": "user", "content": f"{question}\n\nReview: {text}"}]
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    """The chat-template prompt asking ``question`` about ``text``."""
+    return generation_prompt(tokenizer, sentiment_conversations([text], None, question)[0])
 
 
 def _first_token_ids(tokenizer, words: Sequence[Sequence[str]]) -> list[list[int]]:

@@ -8,8 +8,9 @@ differs is the objective, and with it two things measured here on the same revie
 * :func:`objective_batches` -- one training batch of each kind, so that the *prediction
   targets* per sequence can be counted: masked-LM learns from the ~15 % of positions it
   masks, causal-LM from every position after the first;
-* :func:`step_seconds` -- the cost of a training step (forward, backward, optimizer update)
-  for each model on its batch, timed alternately in one run so both see the same machine.
+* :func:`training_step_seconds` -- the cost of a training step (forward, backward, optimizer
+  update) for each model on its batch, timed alternately in one run so both see the same
+  machine.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _one_step(model, batch, optimizer) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
-def step_seconds(runs: Mapping[str, tuple], repeats: int = 5) -> dict[str, float]:
+def training_step_seconds(runs: Mapping[str, tuple], repeats: int = 5) -> dict[str, float]:
     """Median seconds of one training step for each ``name: (model, batch)``.
 
     The models take turns (A B A B ...) after one untimed warm-up step each, with AdamW as

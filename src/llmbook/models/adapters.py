@@ -55,9 +55,15 @@ def check_method(method: str) -> str:
 
 
 def peft_config(method: str, *, rank: int = 8, total_steps: int | None = None,
-                virtual_tokens: int = 10):
-    """The `peft` configuration of ``method`` for a BERT-style sequence classifier."""
-    task = TaskType.SEQ_CLS
+                virtual_tokens: int = 10, task: TaskType = TaskType.SEQ_CLS):
+    """The `peft` configuration of ``method`` for a BERT-style sequence classifier, or, with
+    ``task=TaskType.CAUSAL_LM`` (LoRA only), for a decoder such as SmolLM2: then `peft` picks
+    the matrices it adapts by architecture (query and value projections, ``q_proj`` and
+    ``v_proj`` in Llama-style models) and there is no head to train."""
+    if task == TaskType.CAUSAL_LM:
+        if method != "lora":
+            raise ValueError(f"causal-LM adapters are LoRA only here, not {method!r}")
+        return LoraConfig(task_type=task, r=rank, lora_alpha=2 * rank, lora_dropout=0.1)
     if method == "lora":
         return LoraConfig(task_type=task, r=rank, lora_alpha=2 * rank, lora_dropout=0.1,
                           target_modules=["query", "value"])
@@ -158,8 +164,9 @@ def _head_prefix(model) -> str:
 
 
 def adapt(model, method: str, *, rank: int = 8, total_steps: int | None = None,
-          virtual_tokens: int = 10):
-    """``model`` with ``method`` applied: only the new parameters and the head train."""
+          virtual_tokens: int = 10, task: TaskType = TaskType.SEQ_CLS):
+    """``model`` with ``method`` applied: only the new parameters (and a classifier's head)
+    train.  ``task`` is the model's kind (see :func:`peft_config`)."""
     check_method(method)
     if method == "full":
         return model
@@ -167,7 +174,7 @@ def adapt(model, method: str, *, rank: int = 8, total_steps: int | None = None,
         return PrefixTuning(model, virtual_tokens)
 
     return get_peft_model(model, peft_config(method, rank=rank, total_steps=total_steps,
-                                             virtual_tokens=virtual_tokens))
+                                             virtual_tokens=virtual_tokens, task=task))
 
 
 def step_hooks(model) -> list[Callable[[int, nn.Module], None]]:

@@ -47,6 +47,7 @@ from llmbook.training.evaluation import (
     classification_metrics,
     evaluate_classifier,
     evaluate_model,
+    paired_test,
 )
 from llmbook.training.loop import (
     Progress,
@@ -100,6 +101,7 @@ __all__ = [
     "make_optimizer",
     "metrics_record",
     "micro_batches",
+    "paired_test",
     "parameter_groups",
     "prepare",
     "random_deletion",

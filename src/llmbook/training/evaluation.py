@@ -1,7 +1,8 @@
 """Classification metrics and predictions (chapter 4 and every chapter that scores a model).
 
 Metrics are computed with NumPy/scikit-learn: ``evaluate.load`` would fetch metric scripts
-from the hub, which does not work offline.
+from the hub, which does not work offline.  :func:`paired_test` compares two models on the
+same examples (McNemar's exact test), so that a gap can be read against its noise.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 from accelerate import Accelerator
+from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from llmbook.models.inference import predict_proba
@@ -92,3 +94,19 @@ def evaluate_model(model, dataloader, accelerator: Accelerator,
     if metrics_fn is not None:
         metrics.update(metrics_fn(np.concatenate(prediction_parts), np.concatenate(label_parts)))
     return metrics
+
+
+def paired_test(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict:
+    """McNemar's exact test of "A and B are equally accurate" on the same examples.
+
+    Only the discordant examples (one model right, the other wrong) carry evidence; under the
+    hypothesis each is A's or B's with probability 1/2.  Returns the accuracy ``gap`` (A - B),
+    the counts ``only_a`` and ``only_b``, and the two-sided ``p_value``.
+    """
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError("need one correctness flag per example from each model, same examples")
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    p_value = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    return {"gap": float(a.mean() - b.mean()), "only_a": only_a, "only_b": only_b,
+            "p_value": float(p_value)}

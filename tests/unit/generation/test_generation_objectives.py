@@ -5,7 +5,11 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from llmbook.generation.bpe import train_byte_level_bpe
-from llmbook.generation.objectives import objective_batches, prediction_targets, step_seconds
+from llmbook.generation.objectives import (
+    objective_batches,
+    prediction_targets,
+    training_step_seconds,
+)
 from llmbook.pretraining.masking import BertForSparseMaskedLM
 
 TEXTS = ["the film was great and the acting superb, a real gem of a movie",
@@ -37,9 +41,9 @@ def test_step_seconds_times_both_and_trains_them(minilm_tokenizer, tiny_bert_con
     gpt = GPT2LMHeadModel(GPT2Config(vocab_size=len(bpe), n_positions=32, n_embd=16,
                                      n_layer=1, n_head=2))
     before = gpt.lm_head.weight.detach().clone()
-    seconds = step_seconds({"masked-LM": (bert, batches["masked-LM"]),
-                            "causal-LM": (gpt, batches["causal-LM"])}, repeats=2)
+    seconds = training_step_seconds({"masked-LM": (bert, batches["masked-LM"]),
+                                     "causal-LM": (gpt, batches["causal-LM"])}, repeats=2)
     assert set(seconds) == {"masked-LM", "causal-LM"} and min(seconds.values()) > 0
     assert not torch.equal(before, gpt.lm_head.weight)  # an optimizer step was taken
     with pytest.raises(ValueError):
-        step_seconds({}, repeats=0)
+        training_step_seconds({}, repeats=0)

@@ -1,0 +1,42 @@
+"""Instruction-tuning runs of SmolLM2 (part "Generative models"), at the smallest size."""
+
+import pytest
+
+from llmbook.generation.instruction_sets import parse_sentiment, sentiment_conversations
+from llmbook.generation.sft import (
+    SftSpec,
+    generate_answers,
+    instruction_tune,
+    mixture_sizes,
+    sft_conversations,
+)
+
+TINY = SftSpec(sentiment_size=8, writing_size=4, support_repeats=0, validation_size=4,
+               epochs=1, batch_size=8, max_length=128)
+
+
+def test_the_mixture_is_disjoint_from_validation():
+    spec = SftSpec(sentiment_size=8, writing_size=4, support_repeats=2, validation_size=4)
+    train, validation = sft_conversations(spec)
+    assert len(train) == sum(mixture_sizes(spec).values()) == 12 + 2 * 30
+    assert len(validation) == 2 * spec.validation_size
+    reviews = lambda conversations: {c[-2]["content"] for c in conversations}  # noqa: E731
+    assert reviews(train[:8]).isdisjoint(reviews(validation[:4]))
+    with pytest.raises(ValueError, match="method"):
+        SftSpec(method="prefix")
+
+
+def test_a_tiny_lora_run_trains_saves_and_reloads(tmp_path):
+    run = instruction_tune(TINY, out=tmp_path / "sft")
+    metrics = run.metrics
+    assert (run.model_dir / "adapter_config.json").exists() and not run.cached
+    assert 0 < metrics["trainable_parameters"] < 0.05 * metrics["parameters"]
+    assert 0 < metrics["answer_token_share"] < 0.5  # most tokens are prompt, not learned
+    assert metrics["tokens_per_second"] > 0 and len(metrics["eval_log"]) >= 1
+    tokenizer, model = run.load()
+    answers = generate_answers(model, tokenizer,
+                               sentiment_conversations(["A gem.", "Awful."], None),
+                               max_new_tokens=3)
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+    assert {parse_sentiment(a) for a in answers} <= {0, 1, None}
+    assert instruction_tune(TINY, out=tmp_path / "sft").cached
