@@ -36,16 +36,19 @@ def tiny_bert_config(minilm_tokenizer):
 
 @pytest.fixture(scope="session")
 def tiny_classifier_dir(tiny_bert_config):
-    """``tiny_classifier_dir(directory, layers=2, heads=4)``: save a tiny classifier with MiniLM's
-    tokenizer (``model_max_length`` 32) and label names into ``directory``; return it."""
-    def make(directory, layers: int = 2, heads: int = 4):
+    """``tiny_classifier_dir(directory, layers=2, heads=4, **config)``: save a tiny classifier with
+    MiniLM's tokenizer (``model_max_length`` 32) and label names into ``directory``; return it.
+    ``config`` overrides BertConfig fields (e.g. ``initializer_range=0.2`` for a model whose
+    random predictions are far from 50/50)."""
+    def make(directory, layers: int = 2, heads: int = 4, **overrides):
         set_seed(0)
         tokenizer = load_tokenizer()
         tokenizer.model_max_length = 32
         config = tiny_bert_config(num_hidden_layers=layers, num_attention_heads=heads,
                                   num_labels=2, max_position_embeddings=64,
                                   id2label=dict(enumerate(LABEL_NAMES)),
-                                  label2id={n: i for i, n in enumerate(LABEL_NAMES)})
+                                  label2id={n: i for i, n in enumerate(LABEL_NAMES)},
+                                  **overrides)
         BertForSequenceClassification(config).eval().save_pretrained(directory)
         tokenizer.save_pretrained(directory)
         return directory

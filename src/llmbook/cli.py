@@ -8,7 +8,8 @@ generate``.
   --from-scratch`` trains a small GPT-2 on next tokens instead (``llmbook generate`` reads it)
 * ``llmbook predict --model runs/rt "text" ...`` or
   ``llmbook predict --model runs/rt --input file.jsonl|.csv --output preds.jsonl``
-* ``llmbook evaluate --model runs/rt --input file.jsonl [--report report.json]``
+* ``llmbook evaluate --model runs/rt --input file.jsonl [--report report.json]``; ``--model``
+  of predict and evaluate is a model directory or an export (:mod:`llmbook.deployment.scoring`)
 * ``llmbook export --model runs/rt --format onnx --quantize int8 --out runs/rt-onnx``
 * ``llmbook serve --model runs/rt-onnx [--port 8000] [--backend onnx|torch]`` (chapter 11)
 * ``llmbook generate --model smollm2|DIR "prompt" [--temperature --top-k --top-p --seed
@@ -113,23 +114,19 @@ def _pretrain_clm(profile, args, overrides: dict) -> int:
 
 
 def _predict(args) -> int:
-    from llmbook.models.inference import load_for_inference, predict_proba
+    from llmbook.deployment.scoring import load_scorer, predicted_rows
 
     if bool(args.texts) == bool(args.input):
         raise SystemExit("error: give texts to score or --input FILE, not both or neither")
-    tokenizer, model = load_for_inference(args.model)
+    scorer = load_scorer(args.model)
     if args.texts:
         rows, bad = [{"text": t} for t in args.texts], 0
     else:
         rows, bad = good_rows(Path(args.input), need_label=False)
-    probabilities = predict_proba(model, tokenizer, [r["text"] for r in rows])
-    names = model.config.id2label
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
-        for row, probs in zip(rows, probabilities, strict=True):
-            label = int(probs.argmax())
-            out.write(json.dumps({**row, "label": names[label], "score": float(probs[label])})
-                      + "\n")
+        for row in predicted_rows(scorer, rows):
+            out.write(json.dumps(row) + "\n")
     finally:
         if args.output:
             out.close()
@@ -139,24 +136,19 @@ def _predict(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from datasets import Dataset
-
-    from llmbook.models.inference import load_for_inference
-    from llmbook.training.evaluation import evaluate_classifier
+    from llmbook.deployment.scoring import evaluate_rows, load_scorer
 
     path = Path(args.input)
     rows, bad = good_rows(path, need_label=True)
     if not rows:
         raise SystemExit(f"error: {path}: no usable rows")
-    tokenizer, model = load_for_inference(args.model)
-    dataset = Dataset.from_dict({"text": [r["text"] for r in rows],
-                                 "label": [r["label"] for r in rows]})
-    metrics, _ = evaluate_classifier(model, tokenizer, dataset)
-    report = {"model": str(args.model), "input": str(path), "skipped_rows": bad, **metrics}
-    report_path = Path(args.report) if args.report else path.with_suffix(".report.json")
-    report_path.write_text(json.dumps(report, indent=2))
+    metrics = evaluate_rows(load_scorer(args.model), rows)
     print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
-          f"(n={metrics['n']}, skipped {bad})  report: {report_path}")
+          f"(n={metrics['n']}, skipped {bad}; backend {metrics['backend']})")
+    if args.report:
+        report = {"model": str(args.model), "input": str(path), "skipped_rows": bad, **metrics}
+        Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"report: {args.report}")
     return 1 if bad else 0
 
 
@@ -249,17 +241,19 @@ def _add_training_commands(commands) -> None:
 
 def _add_model_commands(commands) -> None:
     """``predict``, ``evaluate``, ``export``, ``serve``, ``bench``: using a trained model."""
-    p = commands.add_parser("predict", help="score texts with a fine-tuned model")
-    p.add_argument("--model", required=True, help="model directory from `llmbook finetune`")
+    model_help = ("model directory from `llmbook finetune` (or distil), or an export directory "
+                  "from `llmbook export` (ONNX, int8 or not)")
+    p = commands.add_parser("predict", help="score texts with a fine-tuned or exported model")
+    p.add_argument("--model", required=True, help=model_help)
     p.add_argument("texts", nargs="*", help="texts to score")
     p.add_argument("--input", help=".jsonl or .csv file with a 'text' field per row")
     p.add_argument("--output", help="write JSON lines here instead of stdout")
     p.set_defaults(func=_predict)
 
     p = commands.add_parser("evaluate", help="accuracy and F1 on a labeled file")
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, help=model_help)
     p.add_argument("--input", required=True, help=".jsonl or .csv with 'text' and 'label'")
-    p.add_argument("--report", help="JSON report path (default: INPUT.report.json)")
+    p.add_argument("--report", metavar="PATH", help="also write the metrics as JSON to PATH")
     p.set_defaults(func=_evaluate)
 
     p = commands.add_parser("export", help="export a model to ONNX (optionally int8)")

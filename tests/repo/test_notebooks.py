@@ -1,6 +1,9 @@
-"""Repository rules for notebooks: committed without outputs, listed in the book, profile first."""
+"""Repository rules for notebooks: committed without outputs, listed in the book (and in its
+introduction), profile first, run in the llmbook kernel."""
 
 import json
+import posixpath
+import re
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,49 @@ def test_every_chapter_ends_with_summary_and_exercises(path):
         text = path.read_text()
     assert "## Summary" in text and "## Exercises" in text
     assert text.index("## Summary") < text.index("## Exercises")
+
+
+KERNEL = "llmbook"  # registered inside .venv by the Makefile's install step (`make lab` too)
+
+
+def _kernelspec(path):
+    if path.suffix == ".ipynb":
+        return json.loads(path.read_text())["metadata"].get("kernelspec", {})
+    text = path.read_text()  # a MyST page: YAML front matter between the first two ---
+    if not text.startswith("---\n"):
+        return None
+    return yaml.safe_load(text.split("---\n", 2)[1]).get("kernelspec")
+
+
+PAGES = NOTEBOOKS + sorted((ROOT / "book").glob("*.md"))
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.name)
+def test_every_executed_page_names_the_llmbook_kernel(path):
+    # myst-nb (the book build) and nbval start the kernel the page's kernelspec names:
+    # "python3" would be whichever Python Jupyter finds first, not necessarily .venv's.
+    spec = _kernelspec(path)
+    if spec is None and path.suffix == ".md":
+        return  # a page without code cells is not executed
+    assert spec and spec.get("name") == KERNEL and spec.get("language") == "python", (
+        f"{path.name}: kernelspec {spec!r}; set it to {{'name': '{KERNEL}', 'display_name': "
+        f"'{KERNEL} (.venv)', 'language': 'python'}}")
+
+
+DOC_LINK = re.compile(r"\{doc\}`(?:[^`<]*<)?([^`<>]+)>?`")
+
+
+def test_the_introduction_lists_every_chapter_of_the_toc():
+    # book/intro.md's "How the book is organised" must not go stale again: every file of
+    # _toc.yml is linked from it, under its part's caption, and every chapter link resolves.
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    intro = ROOT / f"{toc['root']}.md"
+    text = intro.read_text()
+    linked = {posixpath.normpath(posixpath.join(posixpath.dirname(toc["root"]), target))
+              for target in DOC_LINK.findall(text)}
+    for part in toc["parts"]:
+        assert f"**{part['caption']}**" in text, f"part {part['caption']!r} missing in {intro}"
+        missing = [f for f in _toc_files(part["chapters"]) if f not in linked]
+        assert not missing, f"{intro.name} does not link {missing} (part {part['caption']!r})"
+    listed = set(_toc_files(toc["parts"]))
+    assert linked <= listed, f"{intro.name} links pages not in _toc.yml: {linked - listed}"

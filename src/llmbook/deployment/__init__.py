@@ -1,6 +1,6 @@
 """Deployment (chapters 10 and 11): compression (pruning, quantisation, distillation), export
-and manifests, benchmarks and load tests; the served API lives in
-:mod:`llmbook.deployment.serving`."""
+and manifests, benchmarks and load tests, scoring files with a model or an export (``llmbook
+predict`` and ``evaluate``); the served API lives in :mod:`llmbook.deployment.serving`."""
 
 from llmbook.deployment.benchmark import (
     BENCH_EXAMPLES,
@@ -56,6 +56,14 @@ from llmbook.deployment.pruning import (
     prune_heads,
     sparsity,
 )
+from llmbook.deployment.scoring import (
+    ModelDirError,
+    Scorer,
+    evaluate_rows,
+    load_scorer,
+    model_dir_kind,
+    predicted_rows,
+)
 from llmbook.deployment.variants import (
     THREADS,
     Batch,
@@ -81,8 +89,10 @@ __all__ = [
     "MANIFEST",
     "METADATA_FILES",
     "ManifestError",
+    "ModelDirError",
     "ONNX_FILE",
     "SERVE_SECONDS",
+    "Scorer",
     "ServerProcess",
     "THREADS",
     "Variant",
@@ -100,6 +110,7 @@ __all__ = [
     "drop_layers",
     "encode",
     "encoder_layers",
+    "evaluate_rows",
     "export_model",
     "export_onnx",
     "fastest_within",
@@ -107,11 +118,14 @@ __all__ = [
     "head_importance",
     "largest_within",
     "least_important_heads",
+    "load_scorer",
     "magnitude_prune",
     "max_logit_difference",
+    "model_dir_kind",
     "onnx_variant",
     "open_loop",
     "ort_session",
+    "predicted_rows",
     "prune_heads",
     "quantize_onnx_int8",
     "quantize_torch_int8",

@@ -28,6 +28,12 @@ def load_for_inference(model_dir: str | Path):
             f"{model_dir} is not a model directory (no config.json): pass the --out directory "
             "of `llmbook finetune`."
         )
+    if not any(model_dir.glob("*.safetensors")):
+        raise FileNotFoundError(
+            f"{model_dir} has a config.json but no PyTorch weights (*.safetensors): pass the --out "
+            "directory of `llmbook finetune` (an `llmbook export` directory is scored by "
+            "llmbook.deployment.scoring.load_scorer, as `llmbook predict` does)."
+        )
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     return tokenizer, model
