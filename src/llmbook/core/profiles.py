@@ -83,6 +83,30 @@ class Profile:
     clm_hidden: int
     clm_layers: int
     clm_steps: int
+    # generating text (part "Generative models", chapter "Generating text and the KV cache"):
+    # review openings continued per decoding method, new tokens per sample, the temperatures
+    # swept, new-token counts timed with and without the KV cache, new tokens of each speed
+    # measurement, held-out reviews scored for perplexity (fp32 against int8)
+    gen_prompts: int
+    gen_new_tokens: int
+    gen_temperatures: tuple[float, ...]
+    kv_token_counts: tuple[int, ...]
+    gen_speed_tokens: int
+    gen_eval_size: int
+    # instruction tuning (part "Generative models", chapter "Instruction tuning with LoRA"):
+    # Rotten Tomatoes training snippets as sentiment questions and as writing targets, times the
+    # support-desk conversations are repeated, validation snippets per set, epochs, LoRA's
+    # learning rate (full tuning uses a tenth), test snippets scored, reviews written per label,
+    # new tokens of a written review or support answer
+    sft_sentiment_size: int
+    sft_writing_size: int
+    sft_support_repeats: int
+    sft_validation_size: int
+    sft_epochs: int
+    sft_lora_rate: float
+    sft_test_size: int
+    sft_writing_per_label: int
+    sft_answer_tokens: int
 
     def describe(self) -> str:
         """One line per field, for the first cell of every notebook."""
@@ -132,6 +156,21 @@ PROFILES: dict[str, Profile] = {
         clm_hidden=64,
         clm_layers=2,
         clm_steps=8,
+        gen_prompts=2,
+        gen_new_tokens=8,
+        gen_temperatures=(0.5, 1.5),
+        kv_token_counts=(4, 8),
+        gen_speed_tokens=4,
+        gen_eval_size=4,
+        sft_sentiment_size=8,
+        sft_writing_size=4,
+        sft_support_repeats=0,
+        sft_validation_size=4,
+        sft_epochs=1,
+        sft_lora_rate=2e-4,
+        sft_test_size=8,
+        sft_writing_per_label=2,
+        sft_answer_tokens=8,
     ),
     "cpu": Profile(
         name="cpu",
@@ -177,6 +216,21 @@ PROFILES: dict[str, Profile] = {
         clm_hidden=128,
         clm_layers=2,
         clm_steps=1_000,
+        gen_prompts=8,
+        gen_new_tokens=48,
+        gen_temperatures=(0.3, 0.7, 1.0, 1.3, 1.6),
+        kv_token_counts=(32, 64, 128, 256),
+        gen_speed_tokens=64,
+        gen_eval_size=100,
+        sft_sentiment_size=400,
+        sft_writing_size=200,
+        sft_support_repeats=2,
+        sft_validation_size=50,
+        sft_epochs=2,
+        sft_lora_rate=2e-4,
+        sft_test_size=300,
+        sft_writing_per_label=50,
+        sft_answer_tokens=40,
     ),
     "gpu": Profile(
         name="gpu",
@@ -219,6 +273,21 @@ PROFILES: dict[str, Profile] = {
         clm_hidden=768,
         clm_layers=12,
         clm_steps=20_000,
+        gen_prompts=32,
+        gen_new_tokens=128,
+        gen_temperatures=(0.3, 0.7, 1.0, 1.3, 1.6),
+        kv_token_counts=(32, 64, 128, 256, 512),
+        gen_speed_tokens=128,
+        gen_eval_size=500,
+        sft_sentiment_size=4_000,
+        sft_writing_size=2_000,
+        sft_support_repeats=8,
+        sft_validation_size=400,
+        sft_epochs=3,
+        sft_lora_rate=2e-4,
+        sft_test_size=853,
+        sft_writing_per_label=100,
+        sft_answer_tokens=64,
     ),
 }
 

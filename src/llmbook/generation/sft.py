@@ -65,6 +65,7 @@ def sft_spec_for(profile, method: str = "lora", **overrides) -> SftSpec:
     tenth of LoRA's learning rate."""
     spec = SftSpec(method=method, sentiment_size=profile.sft_sentiment_size,
                    writing_size=profile.sft_writing_size,
+                   support_repeats=profile.sft_support_repeats,
                    validation_size=profile.sft_validation_size, epochs=profile.sft_epochs,
                    learning_rate=profile.sft_lora_rate if method == "lora"
                    else profile.sft_lora_rate / 10)
@@ -110,6 +111,8 @@ def _sft_run(spec: SftSpec, directory: Path) -> dict:
     set_seed(spec.seed)
     if spec.method == "lora":
         model = adapt(model, "lora", rank=spec.rank, task=TaskType.CAUSAL_LM)
+    else:
+        _drop_gguf_marker(model)
     trainable, total = count_parameters(model)
     config = TrainConfig(epochs=spec.epochs, batch_size=spec.batch_size, eval_batch_size=16,
                          learning_rate=spec.learning_rate, metric_for_best="loss",
@@ -127,6 +130,16 @@ def _sft_run(spec: SftSpec, directory: Path) -> dict:
                 trainable_parameters=trainable, parameters=total,
                 answer_token_share=answer_tokens / tokens,
                 tokens_per_second=tokens * epochs_run / max(result.train_seconds, 1e-9))
+
+
+def _drop_gguf_marker(model) -> None:
+    """transformers marks a model read from a GGUF file as quantized and refuses to save it;
+    its weights were dequantised to float32 on loading, so the marker goes and a fully tuned
+    model saves like any other."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
 
 
 def load_tuned(directory: str | Path):

@@ -40,3 +40,15 @@ def test_a_tiny_lora_run_trains_saves_and_reloads(tmp_path):
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
     assert {parse_sentiment(a) for a in answers} <= {0, 1, None}
     assert instruction_tune(TINY, out=tmp_path / "sft").cached
+
+
+def test_spec_follows_the_profile():
+    from llmbook.core import get_profile
+    from llmbook.generation.sft import sft_spec_for
+
+    profile = get_profile("cpu")
+    lora, full = sft_spec_for(profile, "lora"), sft_spec_for(profile, "full")
+    assert (lora.sentiment_size, lora.writing_size, lora.epochs) == (
+        profile.sft_sentiment_size, profile.sft_writing_size, profile.sft_epochs)
+    assert lora.learning_rate == profile.sft_lora_rate == 10 * full.learning_rate
+    assert sft_spec_for(profile, "lora", epochs=1).epochs == 1
