@@ -10,7 +10,9 @@ Chapters of the part:
 * **Generating text and the KV cache** -- logits processors and the book's own decoding loop
   that reproduces ``model.generate`` token for token (:mod:`.decoding`), sample-quality
   metrics (distinct-n, repetition rate in :mod:`.causal_lm`), the KV cache's memory and
-  speed (:mod:`.kv_cache`) and the ``llmbook generate`` command (:mod:`.command`).
+  speed (:mod:`.kv_cache`), decoding methods side by side (:mod:`.samples`), int8
+  quantization for CPU decoding (:mod:`.quantized`) and the ``llmbook generate`` command
+  (:mod:`.command`).
 """
 
 from llmbook.generation.bpe import train_byte_level_bpe
@@ -32,29 +34,63 @@ from llmbook.generation.decoding import (
     stream_tokens,
 )
 from llmbook.generation.kv_cache import (
+    cache_memory,
+    cache_timing,
     kv_cache_bytes,
     measured_cache_bytes,
+    step_seconds,
     time_per_token,
     tokens_per_second,
+)
+from llmbook.generation.quantized import (
+    KEEP_FP32,
+    compare_precisions,
+    count_quantized,
+    int8_pays_off,
+    linear_input_outliers,
+    quantize_for_cpu,
+)
+from llmbook.generation.samples import (
+    DECODING_METHODS,
+    compare_decoding,
+    generate_samples,
+    review_prompts,
+    sample_metrics,
+    temperature_methods,
 )
 from llmbook.models.transformer import causal_mask  # chapter 1b's, re-exported
 
 __all__ = [
+    "DECODING_METHODS",
+    "KEEP_FP32",
     "apply_repetition_penalty",
     "apply_temperature",
     "apply_top_k",
     "apply_top_p",
+    "cache_memory",
+    "cache_timing",
     "causal_lm_loss",
     "causal_mask",
+    "compare_decoding",
+    "compare_precisions",
+    "count_quantized",
     "distinct_n",
+    "generate_samples",
     "generate_tokens",
+    "int8_pays_off",
     "kv_cache_bytes",
+    "linear_input_outliers",
     "measured_cache_bytes",
     "perplexity_of_texts",
     "process_logits",
+    "quantize_for_cpu",
     "repetition_rate",
+    "review_prompts",
+    "sample_metrics",
+    "step_seconds",
     "stream_text",
     "stream_tokens",
+    "temperature_methods",
     "text_nll",
     "time_per_token",
     "tokens_per_second",

@@ -9,7 +9,9 @@ chapter "Generating text and the KV cache").
 ``--temperature 0`` (the default) is greedy decoding; above 0 the next token is sampled,
 after ``--top-k`` / ``--top-p`` filtering, from the book's loop
 (:func:`llmbook.generation.decoding.stream_tokens`), seeded with ``--seed``.  Bad values end
-with a one-line error and exit status 2, never a traceback.
+with a one-line error and exit status 2, never a traceback.  ``--int8`` decodes with the
+model's linear layers quantized to int8 (:func:`llmbook.generation.quantized.quantize_for_cpu`;
+opt-in: the chapter measures whether it is faster and how much perplexity it costs).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from llmbook.generation.decoding import stream_text
+from llmbook.generation.quantized import quantize_for_cpu
 from llmbook.models.loading import load_generator
 
 SMOLLM2 = "smollm2"
@@ -66,6 +69,9 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
                    help="wrap the prompt in the tokenizer's chat template "
                         "(default: when the tokenizer has one)")
     p.add_argument("--stream", action="store_true", help="print tokens as they come")
+    p.add_argument("--int8", action="store_true",
+                   help="int8 dynamic quantization of the linear layers (CPU), except the "
+                        "MLP output projections and the output head")
     p.set_defaults(func=run_generate)
     return p
 
@@ -117,6 +123,8 @@ def encode_prompt(tokenizer, model, prompt: str, max_new_tokens: int, chat: bool
 def run_generate(args) -> int:
     """Print the continuation of ``args.prompt`` (as it comes with ``--stream``)."""
     tokenizer, model = load_causal_lm(args.model)
+    if args.int8:
+        model = quantize_for_cpu(model)
     ids = encode_prompt(tokenizer, model, args.prompt, args.max_new_tokens, args.chat)
     eos = model.generation_config.eos_token_id
     pieces = stream_text(model, tokenizer, ids, args.max_new_tokens,

@@ -9,17 +9,23 @@ token cost one position's work instead of the whole sequence's, at the price of 
   ``layers x 2 x kv_heads x head_dim x seq_len x batch x bytes per number``;
 * :func:`measured_cache_bytes` -- the same, read off the tensors a forward pass returns;
 * :func:`time_per_token` -- seconds per new token with or without the cache;
+  :func:`step_seconds` times every step of one run, and :func:`cache_timing` turns the two
+  runs (with and without the cache) into seconds per token for several token counts;
+* :func:`cache_memory` -- the cache's size against the one full multi-head attention needs;
 * :func:`tokens_per_second` -- the book's loop against ``model.generate`` on the same
   settings, interleaved in one run, with their ratio.
 """
 
 from __future__ import annotations
 
+import copy
 import time
+from collections.abc import Sequence
 
+import pandas as pd
 import torch
 
-from llmbook.generation.decoding import cache_of, generate_tokens
+from llmbook.generation.decoding import cache_of, generate_tokens, stream_tokens
 
 
 def _config_dims(config) -> tuple[int, int, int]:
@@ -70,6 +76,52 @@ def time_per_token(model, input_ids: torch.Tensor, new_tokens: int, use_cache: b
         generate_tokens(model, input_ids, new_tokens, use_cache=use_cache)
         best = min(best, time.perf_counter() - start)
     return best / new_tokens
+
+
+def step_seconds(model, input_ids: torch.Tensor, new_tokens: int,
+                 use_cache: bool = True) -> list[float]:
+    """Seconds of each step of one greedy run of ``new_tokens`` tokens (the first step
+    includes the prompt's forward pass); no end-of-sequence token stops it early."""
+    times, last = [], time.perf_counter()
+    for _ in stream_tokens(model, input_ids, new_tokens, use_cache=use_cache):
+        now = time.perf_counter()
+        times.append(now - last)
+        last = now
+    return times
+
+
+def cache_timing(model, input_ids: torch.Tensor, counts: Sequence[int],
+                 repeats: int = 1) -> pd.DataFrame:
+    """Seconds per new token with and without the cache, for each of ``counts`` new tokens.
+
+    Greedy decoding of n tokens is the first n steps of a longer run, so one run of
+    ``max(counts)`` steps each way (best of ``repeats``, step by step) gives every count:
+    seconds per token for n = the first n steps' time / n -- what :func:`time_per_token`
+    measures for n, without timing the same steps again.
+    """
+    longest = max(counts)
+    columns = {}
+    for name, use_cache in (("with cache", True), ("without cache", False)):
+        runs = [step_seconds(model, input_ids, longest, use_cache) for _ in range(repeats)]
+        best = [min(steps) for steps in zip(*runs, strict=True)]
+        columns[name] = [sum(best[:n]) / n for n in counts]
+    table = pd.DataFrame(columns, index=pd.Index(list(counts), name="new tokens"))
+    table["speed-up"] = table["without cache"] / table["with cache"]
+    return table
+
+
+def cache_memory(config, seq_lens: Sequence[int], batch: int = 1,
+                 dtype: torch.dtype = torch.float32) -> pd.DataFrame:
+    """MiB of the KV cache at each length, as configured and with every head its own keys
+    and values (full multi-head attention: ``num_key_value_heads = num_attention_heads``)."""
+    full = copy.deepcopy(config.get_text_config() if hasattr(config, "get_text_config")
+                         else config)
+    full.num_key_value_heads = full.num_attention_heads
+    mib = 2 ** 20
+    return pd.DataFrame({
+        "cache MiB": [kv_cache_bytes(config, n, batch, dtype) / mib for n in seq_lens],
+        "full multi-head MiB": [kv_cache_bytes(full, n, batch, dtype) / mib for n in seq_lens],
+    }, index=pd.Index(list(seq_lens), name="tokens"))
 
 
 def _timed(function) -> tuple[float, torch.Tensor]:

@@ -21,6 +21,10 @@ from llmbook.plots.foundations import (
     plot_masks,
     plot_positions,
 )
+from llmbook.plots.generation import (
+    plot_kv_cache_timing,
+    plot_temperature_tradeoff,
+)
 from llmbook.plots.responsible import (
     plot_attention_maps,
     plot_precision_coverage,
@@ -48,6 +52,7 @@ __all__ = [
     "plot_concept_map",
     "plot_confusion_matrix",
     "plot_encoder_layer",
+    "plot_kv_cache_timing",
     "plot_latency_accuracy",
     "plot_learning_curves",
     "plot_length_histograms",
@@ -64,6 +69,7 @@ __all__ = [
     "plot_sentiment_index",
     "plot_stages",
     "plot_sweep",
+    "plot_temperature_tradeoff",
     "plot_token_attributions",
     "plot_training_curves",
 ]
