@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
 from llmbook.adaptation.finetune import FinetuneSpec, finetune
@@ -68,15 +69,11 @@ def continual_learning(profile: Profile, first: str = "imdb", second: str = "twe
     Columns: strategy, stage (1 = after ``first``, 2 = after ``second``), task, accuracy.
     """
     tests = test_sets(profile, (first, second))
-    stage_one = finetune(task_spec(profile, first))
-    after_first = accuracies(stage_one, tests, profile.max_length)
-    from_first = {"model_name": str(stage_one.model_dir)}
-    replay = round(REPLAY_SHARE * (profile.task_train_size or len(load_sentiment(first)["train"])))
-    sequential = finetune(task_spec(profile, second, **from_first))
-    rehearsal = finetune(replace(task_spec(profile, second, **from_first), replay_task=first,
-                                 replay_size=replay))
+    runs = continual_runs(profile, first, second)
+    after_first = accuracies(runs["stage one"], tests, profile.max_length)
     rows = []
-    for strategy, second_run in (("sequential", sequential), ("rehearsal", rehearsal)):
+    for strategy in ("sequential", "rehearsal"):
+        second_run = runs[strategy]
         rows += _rows(strategy, 1, after_first)
         rows += _rows(strategy, 2, accuracies(second_run, tests, profile.max_length))
     # one adapter per task on the frozen base model: task identity picks the adapter
@@ -87,6 +84,27 @@ def continual_learning(profile: Profile, first: str = "imdb", second: str = "twe
     rows += _rows("LoRA per task", 2, {first: first_adapter[first],
                                         second: second_adapter[second]})
     return pd.DataFrame(rows)
+
+
+def continual_runs(profile: Profile, first: str = "imdb", second: str = "tweets"
+                   ) -> dict[str, Run]:
+    """The cached runs of :func:`continual_learning`: ``"stage one"`` (fine-tuned on
+    ``first``), then ``"sequential"`` and ``"rehearsal"`` (both continued on ``second``, the
+    latter replaying part of ``first``)."""
+    stage_one = finetune(task_spec(profile, first))
+    from_first = {"model_name": str(stage_one.model_dir)}
+    replay = round(REPLAY_SHARE * (profile.task_train_size or len(load_sentiment(first)["train"])))
+    sequential = finetune(task_spec(profile, second, **from_first))
+    rehearsal = finetune(replace(task_spec(profile, second, **from_first), replay_task=first,
+                                 replay_size=replay))
+    return {"stage one": stage_one, "sequential": sequential, "rehearsal": rehearsal}
+
+
+def correct_flags(run: Run, data, max_length: int) -> np.ndarray:
+    """Per example of ``data``: is the run's model right? (for paired comparisons)"""
+    tokenizer, model = load_for_inference(run.model_dir)
+    _, predictions = evaluate_classifier(model, tokenizer, data, max_length)
+    return predictions["correct"].to_numpy(dtype=bool)
 
 
 def _rows(strategy: str, stage: int, accuracy: dict[str, float]) -> list[dict]:
