@@ -2,7 +2,7 @@
 generate``.
 
 * ``llmbook finetune --task rotten_tomatoes --profile cpu --out runs/rt``
-* ``llmbook distil --teacher runs/rt --layers 0,1,3,5 --out runs/rt-4l`` (chapter 10)
+* ``llmbook distil --teacher runs/rt --layers 0,1,3,5 --out runs/rt-4l`` (chapter 14)
 * ``llmbook pretrain --from-scratch|--from MODEL --corpus imdb --out runs/mlm`` (a model
   directory that ``llmbook finetune --model runs/mlm`` accepts); ``--objective clm
   --from-scratch`` trains a small GPT-2 on next tokens instead (``llmbook generate`` reads it)
@@ -11,7 +11,7 @@ generate``.
 * ``llmbook evaluate --model runs/rt --input file.jsonl [--report report.json]``; ``--model``
   of predict and evaluate is a model directory or an export (:mod:`llmbook.deployment.scoring`)
 * ``llmbook export --model runs/rt --format onnx --quantize int8 --out runs/rt-onnx``
-* ``llmbook serve --model runs/rt-onnx [--port 8000] [--backend onnx|torch]`` (chapter 11)
+* ``llmbook serve --model runs/rt-onnx [--port 8000] [--backend onnx|torch]`` (chapter 15)
 * ``llmbook generate --model smollm2|DIR "prompt" [--temperature --top-k --top-p --seed
   --stream]`` (part "Generative models", :mod:`llmbook.generation.command`)
 
@@ -195,7 +195,7 @@ def _add_training_commands(commands) -> None:
     p.add_argument("--model", default=None, help="'minilm', a hub id or a model directory")
     p.add_argument("--out", default=None, help="output directory (default: the runs/ cache)")
     p.add_argument("--method", choices=METHODS, default="full",
-                   help="full fine-tuning or a parameter-efficient method (chapter 6)")
+                   help="full fine-tuning or a parameter-efficient method (chapter 10)")
     p.add_argument("--rank", type=int, default=8, help="LoRA/AdaLoRA rank")
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float, help="default: the profile's (full) or the method's")
@@ -233,7 +233,7 @@ def _add_training_commands(commands) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--whole-word", action="store_true", help="mask whole words")
     p.add_argument("--objective", choices=["mlm", "clm"], default="mlm",
-                   help="mlm: BERT's masked tokens (chapter 3); clm: GPT's next token, "
+                   help="mlm: BERT's masked tokens (chapter 4); clm: GPT's next token, "
                         "from scratch only (Generative models)")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=_pretrain)

@@ -1,4 +1,4 @@
-"""The sentiment API (llmbook.deployment.serving.app, chapter 11): auth, limits, bad input,
+"""The sentiment API (llmbook.deployment.serving.app, chapter 15): auth, limits, bad input,
 metrics, batching."""
 
 import asyncio

@@ -39,7 +39,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 BUILD_TIMEOUT = 3600  # every notebook runs in the smoke profile: minutes on 2 quiet cores
 PAGE_TIMEOUT = 60_000  # milliseconds, per navigation
 SCREENSHOTS = {"book/intro.html": "intro.png",
-               "notebooks/04_sentiment_finetuning.html": "04_sentiment_finetuning.png"}
+               "notebooks/09_sentiment_finetuning.html": "09_sentiment_finetuning.png"}
 SCREENSHOT_DIR = ROOT / "_build" / "screenshots"
 
 playwright_api = pytest.importorskip("playwright.sync_api")

@@ -1,4 +1,4 @@
-"""Offline checks of the deployment files in deploy/ (chapter 11): Kubernetes manifests,
+"""Offline checks of the deployment files in deploy/ (chapter 15): Kubernetes manifests,
 Dockerfile and Prometheus alert rules agree with each other and with
 llmbook.deployment.serving."""
 

@@ -24,7 +24,7 @@ PART_IMPORTS = {
     "pretraining": {"core", "data", "models", "training"},
     "generation": {"core", "data", "models", "training", "pretraining"},
     "adaptation": {"core", "data", "models", "training", "pretraining", "generation"},
-    # adaptation asks chapter 7's zero-shot question through the generation part's chat helpers
+    # adaptation asks chapter 11's zero-shot question through the generation part's chat helpers
     "practice": {"core", "data", "models", "training", "generation", "adaptation"},
     "deployment": {"core", "data", "models", "training", "generation", "adaptation"},
     "responsible": {"core", "data", "models", "training", "generation", "adaptation",

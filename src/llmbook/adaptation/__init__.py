@@ -1,4 +1,4 @@
-"""Adaptation (chapters 4, 6, 7 and 8): fine-tuning runs, classical baselines, the
+"""Adaptation (chapters 9, 10, 11 and 12): fine-tuning runs, classical baselines, the
 parameter-efficient methods compared, few- and zero-shot learning, transfer and continual
 learning."""
 

@@ -1,6 +1,6 @@
-"""The four baselines of chapter 4 (sentiment fine-tuning), weakest to strongest.
+"""The four baselines of chapter 9 (sentiment fine-tuning), weakest to strongest.
 
-Fine-tuning a transformer is only worth its cost if it beats cheaper methods, so chapter 4
+Fine-tuning a transformer is only worth its cost if it beats cheaper methods, so chapter 9
 scores these first, on the same splits:
 
 * :class:`MajorityClass` -- always the most frequent training label (the floor);
@@ -172,7 +172,7 @@ class LinearProbe:
         """The frozen embeddings the probe is trained on, shape ``(len(texts), hidden)``.
 
         Each distinct text is encoded once per probe: refitting on other subsets of the same
-        texts (the few-shot curves of chapter 7) does not re-run the encoder.
+        texts (the few-shot curves of chapter 11) does not re-run the encoder.
         """
         texts = check_texts(texts)
         if self._encoder is None:

@@ -1,4 +1,4 @@
-"""Few-shot learning curves (chapter 7): k labelled reviews per class, several seeds.
+"""Few-shot learning curves (chapter 11): k labelled reviews per class, several seeds.
 
 Three learners see exactly the same k-shot sets (:func:`llmbook.data.corpora.sample_per_class`):
 a logistic-regression probe on frozen MiniLM embeddings, LoRA, and full fine-tuning, both

@@ -1,4 +1,4 @@
-"""Fine-tune a sentiment classifier end to end (chapter 4; reused by later chapters and the CLI).
+"""Fine-tune a sentiment classifier end to end (chapter 9; reused by later chapters and the CLI).
 
 ``finetune(FinetuneSpec.from_profile("rotten_tomatoes", profile))`` loads the book's splits,
 tokenizes them, trains with :func:`llmbook.training.loop.train` using the profile's sizes, evaluates
@@ -61,20 +61,20 @@ class FinetuneSpec:
     train_size: int | None
     eval_size: int | None
     train: TrainConfig = field(default_factory=TrainConfig)
-    #: hidden and attention dropout of the classifier; None keeps the model's own (chapter 9)
+    #: hidden and attention dropout of the classifier; None keeps the model's own (chapter 13)
     dropout: float | None = None
-    #: training-set augmentation (chapter 9): None, "eda" or "mlm"
+    #: training-set augmentation (chapter 13): None, "eda" or "mlm"
     #: (:mod:`llmbook.training.augmentation`),
     #: one augmented copy of every training example; "mlm" samples from ``augment_model``
     augment: str | None = None
     augment_model: str | None = None
-    #: "full" or a parameter-efficient method of llmbook.models.adapters (chapter 6); rank for
+    #: "full" or a parameter-efficient method of llmbook.models.adapters (chapter 10); rank for
     #: (Ada)LoRA
     method: str = "full"
     rank: int = 8
-    #: few-shot training set (chapter 7): this many examples per class, drawn with the seed
+    #: few-shot training set (chapter 11): this many examples per class, drawn with the seed
     shots_per_class: int | None = None
-    #: rehearsal (chapter 8): mix ``replay_size`` training examples of an earlier task in
+    #: rehearsal (chapter 12): mix ``replay_size`` training examples of an earlier task in
     replay_task: str | None = None
     replay_size: int = 0
 
@@ -167,7 +167,7 @@ def _train_run(spec: FinetuneSpec, directory: Path) -> dict:
     splits, augment_seconds = prepare_splits(spec)
     tokenizer = load_tokenizer(spec.model_name)
     tokenizer.model_max_length = spec.max_length  # saved with the model: inference truncates alike
-    # a few-shot run trains a fixed budget and keeps its final weights (chapter 7): a large
+    # a few-shot run trains a fixed budget and keeps its final weights (chapter 11): a large
     # validation set would not exist in a real few-shot setting, so none is used
     used = ("train",) if spec.shots_per_class else ("train", "validation")
     encoded = {name: tokenize_dataset(splits[name], tokenizer, spec.max_length) for name in used}

@@ -1,4 +1,4 @@
-"""Chapter 6's comparison of parameter-efficient methods: their learning rates, memory and time per
+"""Chapter 10's comparison of parameter-efficient methods: their learning rates, memory and time per
 step, and the comparison table."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from llmbook.models.loading import load_classifier, load_tokenizer
 from llmbook.training.optim import make_optimizer
 
 #: Learning rates that work on this data for each method (full fine-tuning uses the profile's);
-#: chapter 6 measures a sweep for LoRA on the validation split.
+#: chapter 10 measures a sweep for LoRA on the validation split.
 LEARNING_RATES = {"lora": 1e-3, "adalora": 1e-3, "prefix": 1e-2, "prompt": 3e-2, "ia3": 5e-3}
 
 

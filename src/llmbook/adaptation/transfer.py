@@ -1,4 +1,4 @@
-"""Transfer across domains and continual learning (chapter 8).
+"""Transfer across domains and continual learning (chapter 12).
 
 * :func:`transfer_matrix` -- train on one task, test on every task: IMDb reviews, Rotten
   Tomatoes snippets and (out of domain) tweets.

@@ -1,4 +1,4 @@
-"""Zero-shot sentiment classification three ways (chapter 7).
+"""Zero-shot sentiment classification three ways (chapter 11).
 
 * :func:`embedding_scores` -- cosine similarity between a text's sentence embedding and
   embeddings of label descriptions (MiniLM is a sentence encoder).

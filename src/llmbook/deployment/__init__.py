@@ -1,4 +1,4 @@
-"""Deployment (chapters 10 and 11): compression (pruning, quantisation, distillation), export
+"""Deployment (chapters 14 and 15): compression (pruning, quantisation, distillation), export
 and manifests, benchmarks and load tests, scoring files with a model or an export (``llmbook
 predict`` and ``evaluate``); the served API lives in :mod:`llmbook.deployment.serving`."""
 

@@ -1,4 +1,4 @@
-"""Benchmarks (chapters 4 and 11): ``llmbook bench finetune | serve``.
+"""Benchmarks (chapters 9 and 15): ``llmbook bench finetune | serve``.
 
 ``serve`` is the load test of the sentiment API (:mod:`llmbook.deployment.loadtest`):
 micro-batching off
@@ -117,10 +117,10 @@ SERVE_SECONDS = {"smoke": 2.0, "cpu": 10.0, "gpu": 10.0}
 
 
 def cached_benchmark_serve(profile: Profile, refresh: bool = False) -> dict:
-    """:func:`llmbook.deployment.loadtest.serve_benchmark` of chapter 10's int8 ONNX export,
+    """:func:`llmbook.deployment.loadtest.serve_benchmark` of chapter 14's int8 ONNX export,
     stored in ``runs/``.
 
-    The served model is the chapter-4 classifier exported by
+    The served model is the chapter-9 classifier exported by
     ``llmbook.deployment.export.cached_export(..., quantize="int8")``; the request texts are the
     Rotten
     Tomatoes validation reviews.

@@ -1,4 +1,4 @@
-"""Distil the fine-tuned classifier into a shallower student (chapter 10).
+"""Distil the fine-tuned classifier into a shallower student (chapter 14).
 
 Removing encoder layers cuts latency about in proportion, but a network with layers simply cut
 out has lost the representations the later layers expect.  Knowledge distillation

@@ -1,4 +1,4 @@
-"""Quantisation and export for chapter 10: int8 PyTorch, ONNX and int8 ONNX, cached exports."""
+"""Quantisation and export for chapter 14: int8 PyTorch, ONNX and int8 ONNX, cached exports."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Load-testing the sentiment API and planning capacity (chapter 11; ``llmbook bench serve``).
+"""Load-testing the sentiment API and planning capacity (chapter 15; ``llmbook bench serve``).
 
 :class:`ServerProcess` starts ``llmbook serve`` in a child process on 127.0.0.1 (a free port),
 so the server and the load generator do not share a Python interpreter.  :func:`closed_loop`

@@ -1,4 +1,4 @@
-"""Checksummed model manifests (chapter 11): a served model is exactly the model that was tested."""
+"""Checksummed model manifests (chapter 15): a served model is exactly the model that was tested."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pruning for chapter 10: unstructured magnitude pruning and structured attention-head pruning."""
+"""Pruning for chapter 14: unstructured magnitude pruning and structured attention-head pruning."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Scoring with any trained classifier directory (chapters 4, 10 and 11; ``llmbook predict`` and
+"""Scoring with any trained classifier directory (chapters 9, 14 and 15; ``llmbook predict`` and
 ``llmbook evaluate``).
 
 Two kinds of directory hold a classifier: a PyTorch model (or adapter) that ``llmbook

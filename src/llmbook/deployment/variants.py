@@ -1,4 +1,4 @@
-"""Compressing a fine-tuned classifier for deployment (chapter 10; ``llmbook export``).
+"""Compressing a fine-tuned classifier for deployment (chapter 14; ``llmbook export``).
 
 Every variant of the model -- fp32 eager PyTorch, magnitude-pruned, head-pruned, int8, ONNX
 Runtime fp32/int8 -- is wrapped in a :class:`Variant`: a function from token ids to logits plus

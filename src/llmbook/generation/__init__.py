@@ -4,7 +4,7 @@ Chapters of the part:
 
 * **Next-token pre-training** -- the causal-LM loss written out (:mod:`.causal_lm`:
   :func:`causal_lm_loss`, the causal mask, perplexity of texts under a model), a byte-level
-  BPE vocabulary (:mod:`.bpe`) and a small GPT-2 trained from scratch on chapter 3's IMDb
+  BPE vocabulary (:mod:`.bpe`) and a small GPT-2 trained from scratch on chapter 4's IMDb
   pool with the book's loop (:mod:`.pretraining`, imported on its own: it needs the data),
   and masked-LM against causal-LM on the same reviews (:mod:`.objectives`, likewise).
 * **Generating text and the KV cache** -- logits processors and the book's own decoding loop
@@ -58,7 +58,7 @@ from llmbook.generation.samples import (
     sample_metrics,
     temperature_methods,
 )
-from llmbook.models.transformer import causal_mask  # chapter 1b's, re-exported
+from llmbook.models.transformer import causal_mask  # chapter 2's, re-exported
 
 __all__ = [
     "DECODING_METHODS",

@@ -4,7 +4,7 @@
 * :func:`causal_lm_loss` -- L_pre of a GPT-style model, written out: the mean cross-entropy
   of each next token given the ones before it (the logits at position t predict token
   t + 1), equal to the loss a ``...ForCausalLM`` model returns for ``labels=input_ids``;
-* the causal mask itself is :func:`llmbook.models.transformer.causal_mask` (chapter 1b);
+* the causal mask itself is :func:`llmbook.models.transformer.causal_mask` (chapter 2);
 * :func:`perplexity_of_texts` -- exp of that loss over a set of texts, token-weighted;
 * :func:`distinct_n` and :func:`repetition_rate` -- how varied generated samples are.
 """

@@ -3,11 +3,11 @@ chapter "Instruction tuning with LoRA").
 
 Every score comes from *generated* text, the way a user meets the model:
 
-* :func:`score_sentiment` -- the one-word answer to chapter 7's question, read back with
+* :func:`score_sentiment` -- the one-word answer to chapter 11's question, read back with
   :func:`~llmbook.generation.instruction_sets.parse_sentiment`; an answer naming neither label
   counts as wrong;
 * :func:`score_writing` -- reviews written on request, half asked positive and half negative
-  (sampled, seeded), judged by a classifier (the notebook passes chapter 4's): the share
+  (sampled, seeded), judged by a classifier (the notebook passes chapter 9's): the share
   labelled as asked, distinct-2, and the longest word run copied from the training snippets;
 * :func:`score_support` -- the share of held-out support questions whose answer states the
   right fact (:func:`~llmbook.generation.instruction_sets.carries_fact`).

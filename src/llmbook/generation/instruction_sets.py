@@ -1,7 +1,7 @@
 """The instruction sets of chapter "Instruction tuning with LoRA" (part "Generative models"),
 built from the book's real data, each with a held-out part, and how their answers are scored.
 
-1. **Sentiment as an instruction** (Rotten Tomatoes): chapter 7's zero-shot question, answered
+1. **Sentiment as an instruction** (Rotten Tomatoes): chapter 11's zero-shot question, answered
    with one word; :func:`parse_sentiment` reads a generated answer back as a label.
 2. **Controllable writing**: "Write a short positive/negative movie review.", answered with a
    real Rotten Tomatoes training snippet of that sentiment; :func:`longest_copied_ngram`
@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-#: Set 1's question (chapter 7 asks SmolLM2 the same, zero-shot); the review follows.
+#: Set 1's question (chapter 11 asks SmolLM2 the same, zero-shot); the review follows.
 SENTIMENT_QUESTION = ("Is the sentiment of this movie review positive or negative? "
                       "Answer in one word.")
 

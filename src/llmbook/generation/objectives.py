@@ -1,7 +1,7 @@
 """Masked-LM and causal-LM side by side (part "Generative models", chapter "Next-token
 pre-training").
 
-Chapter 3's BERT and this part's GPT-2 are trained on the same IMDb pool, for the same number
+Chapter 4's BERT and this part's GPT-2 are trained on the same IMDb pool, for the same number
 of steps of the same batch size, with the same vocabulary size and sequence length.  What
 differs is the objective, and with it two things measured here on the same reviews:
 

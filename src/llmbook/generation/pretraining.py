@@ -1,7 +1,7 @@
 """Next-token (causal-LM) pre-training from scratch (part "Generative models", chapter
 "Next-token pre-training").
 
-The GPT recipe on chapter 3's corpus: the same IMDb pre-training pool and the same held-out
+The GPT recipe on chapter 4's corpus: the same IMDb pre-training pool and the same held-out
 reviews (:func:`llmbook.data.corpora.load_corpus`), a byte-level BPE vocabulary learned from
 the pool (:func:`llmbook.generation.bpe.train_byte_level_bpe`), a small GPT-2 decoder with
 random weights, trained with the book's shared loop (:func:`llmbook.training.loop.train`) on
@@ -58,7 +58,7 @@ class ClmSpec:
 
 
 def clm_spec_for(profile, **overrides) -> ClmSpec:
-    """The profile's causal-LM sizes: chapter 3's corpus, held-out set, sequence length and
+    """The profile's causal-LM sizes: chapter 4's corpus, held-out set, sequence length and
     vocabulary size, the decoder's own width, depth and steps (``clm_*`` fields)."""
     spec = ClmSpec(corpus_size=profile.corpus_size, eval_size=profile.mlm_eval_size,
                    max_length=profile.mlm_max_length, vocab_size=profile.scratch_vocab_size,

@@ -1,5 +1,5 @@
 """Foundations: loading the book's models (the packaged MiniLM, hub models), parameter-efficient
-adapters on top of them (chapter 6), sentence embeddings, and loading a trained classifier for
+adapters on top of them (chapter 10), sentence embeddings, and loading a trained classifier for
 inference."""
 
 from llmbook.models.adapters import (

@@ -1,6 +1,6 @@
-"""Parameter-efficient fine-tuning: LoRA, AdaLoRA, prefix, prompt and IA3 (chapter 6).
+"""Parameter-efficient fine-tuning: LoRA, AdaLoRA, prefix, prompt and IA3 (chapter 10).
 
-Chapters 7-9 reuse it through ``FinetuneSpec(method=...)``.  Every method freezes the
+Chapters 11-13 reuse it through ``FinetuneSpec(method=...)``.  Every method freezes the
 pretrained encoder and trains a small set of new parameters plus the classification head
 (the head is new, so it always trains; `peft` calls it a module to save).
 

@@ -1,12 +1,12 @@
-"""Sentence embeddings from a frozen encoder (chapter 4's linear probe, chapter 7's zero-shot).
+"""Sentence embeddings from a frozen encoder (chapter 9's linear probe, chapter 11's zero-shot).
 
 all-MiniLM-L6-v2 was trained as a sentence encoder with *mean pooling*: a text's embedding is
 the average of the encoder's last hidden states over its real (non-padding) tokens, then
 L2-normalised, so that the dot product of two embeddings is their cosine similarity.  This
 module does exactly that with plain ``transformers`` (no ``sentence-transformers`` needed).
 
-Chapter 4 fits a logistic regression on these frozen embeddings (the linear-probe baseline);
-chapter 7 ranks texts by cosine similarity to label descriptions (zero-shot classification).
+Chapter 9 fits a logistic regression on these frozen embeddings (the linear-probe baseline);
+chapter 11 ranks texts by cosine similarity to label descriptions (zero-shot classification).
 """
 
 from __future__ import annotations

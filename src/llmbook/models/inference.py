@@ -1,5 +1,5 @@
-"""Loading a trained classifier (full model or adapter) and scoring texts with it (chapters 4, 6,
-10, 11, 13)."""
+"""Loading a trained classifier (full model or adapter) and scoring texts with it (chapters 9, 10,
+14, 15, 17)."""
 
 from __future__ import annotations
 

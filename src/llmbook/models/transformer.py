@@ -1,4 +1,4 @@
-"""The Transformer, one layer at a time (chapter 1b): a BERT encoder written out by hand.
+"""The Transformer, one layer at a time (chapter 2): a BERT encoder written out by hand.
 
 Every function here is one box of the encoder diagram, in the order the data flows through
 it: token + position embeddings, then, in each layer, multi-head self-attention, a residual

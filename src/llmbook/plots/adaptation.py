@@ -11,7 +11,7 @@ import numpy as np
 def plot_peft_tradeoff(table, x: str = "trainable %", y: str = "test accuracy",
                        label: str = "method"):
     """Accuracy against the share of trained parameters (log scale), one point per method
-    (chapter 6)."""
+    (chapter 10)."""
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.scatter(table[x], table[y], color="#2e75b6", zorder=3)
     for _, row in table.iterrows():
@@ -27,7 +27,7 @@ def plot_peft_tradeoff(table, x: str = "trainable %", y: str = "test accuracy",
 
 def plot_rank_allocation(ranks: Mapping[str, int], initial: int):
     """Rank AdaLoRA kept per adapted matrix, against the rank every matrix started with
-    (chapter 6)."""
+    (chapter 10)."""
     names = list(ranks)
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(names) + 1.5))
     ax.barh(names, [ranks[n] for n in names], color="#2e75b6")
@@ -41,7 +41,7 @@ def plot_rank_allocation(ranks: Mapping[str, int], initial: int):
 
 def plot_learning_curves(summary, x: str = "k", label: str = "learner"):
     """Mean accuracy against training-set size with a ±1 std band, one line per learner
-    (chapter 7: ``summary`` from :func:`llmbook.adaptation.fewshot.curve_summary`)."""
+    (chapter 11: ``summary`` from :func:`llmbook.adaptation.fewshot.curve_summary`)."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, rows in summary.groupby(label, sort=False):
         line, = ax.plot(rows[x], rows["mean"], "o-", label=name)
@@ -59,7 +59,7 @@ def plot_learning_curves(summary, x: str = "k", label: str = "learner"):
 
 
 def plot_accuracy_matrix(matrix, xlabel: str = "tested on", ylabel: str = "trained on"):
-    """Heat-map of an accuracy table with the values written in (chapter 8)."""
+    """Heat-map of an accuracy table with the values written in (chapter 12)."""
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     image = ax.imshow(matrix.to_numpy(), cmap="Blues", vmin=0.5, vmax=1.0)
     for (row, col), value in np.ndenumerate(matrix.to_numpy()):
@@ -76,7 +76,8 @@ def plot_accuracy_matrix(matrix, xlabel: str = "tested on", ylabel: str = "train
 
 def plot_stages(stages, stage_names: Sequence[str]):
     """Accuracy on each task after each training stage, one line per strategy and one panel
-    per task (chapter 8: ``stages`` from :func:`llmbook.adaptation.transfer.continual_learning`)."""
+    per task (chapter 12; ``stages`` from
+    :func:`llmbook.adaptation.transfer.continual_learning`)."""
     tasks = list(dict.fromkeys(stages["task"]))
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), sharey=True)
     for ax, task in zip(np.atleast_1d(axes), tasks, strict=True):

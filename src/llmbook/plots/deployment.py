@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 
 
 def plot_latency_accuracy(table, latency: str = "p50_ms_b1", label: str = "variant"):
-    """Latency against accuracy, one labelled point per model variant (chapter 10)."""
+    """Latency against accuracy, one labelled point per model variant (chapter 14)."""
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.scatter(table[latency], table["accuracy"], color="#c55a11", zorder=3)
     for i, (_, row) in enumerate(table.iterrows()):  # alternate above/below: fewer overlaps
@@ -23,7 +23,7 @@ def plot_latency_accuracy(table, latency: str = "p50_ms_b1", label: str = "varia
 
 
 def plot_capacity(traffic, replicas, per_replica: float):
-    """Replicas needed against traffic for a measured per-replica capacity (chapter 11)."""
+    """Replicas needed against traffic for a measured per-replica capacity (chapter 15)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
     ax.step(traffic, replicas, where="post", color="#2e75b6")
     ax.set_xlabel("traffic (requests per second)")

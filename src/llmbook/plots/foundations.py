@@ -1,4 +1,4 @@
-"""Figures of the Foundations chapters: the concept map, chapter 1's data plots and chapter 1b's
+"""Figures of the Foundations chapters: the concept map, chapter 1's data plots and chapter 2's
 Transformer (a layer as boxes and arrows, an attention head, the masks, positions)."""
 
 from __future__ import annotations

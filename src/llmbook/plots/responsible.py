@@ -10,7 +10,7 @@ import numpy as np
 
 def plot_token_attributions(rows: Sequence[tuple[str, Sequence[str], Sequence[float]]],
                             width: float = 11.0):
-    """Texts as coloured tokens: red pushes towards the explained class, blue away (chapter 13).
+    """Texts as coloured tokens: red pushes towards the explained class, blue away (chapter 17).
 
     ``rows`` are ``(title, tokens, scores)``; colours are scaled per row by its largest
     ``|score|`` (merge WordPiece pieces first with
@@ -64,7 +64,7 @@ def plot_attention_maps(tokens: Sequence[str], maps: np.ndarray, columns: int = 
 
 def plot_precision_coverage(curves: Mapping[str, object], chosen: Mapping[str, tuple] = ()):
     """Precision against coverage, one line per curve (``precision_coverage`` tables), with
-    ``chosen[name] = (coverage, precision)`` marked (chapter 12)."""
+    ``chosen[name] = (coverage, precision)`` marked (chapter 16)."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for name, curve in curves.items():
         ax.plot(curve["coverage"], curve["precision"], label=name)
@@ -79,7 +79,7 @@ def plot_precision_coverage(curves: Mapping[str, object], chosen: Mapping[str, t
 
 
 def plot_sentiment_index(alerts, dates, change_date=None):
-    """Daily index (dots), its rolling mean, the alert level and alert days (chapter 12).
+    """Daily index (dots), its rolling mean, the alert level and alert days (chapter 16).
 
     ``alerts`` is the table of :func:`llmbook.responsible.applications.drop_alert`, one row per
     date.

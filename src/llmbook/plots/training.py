@@ -98,7 +98,7 @@ def plot_seed_comparison(values: Mapping[str, Sequence[float]], metric: str = "a
 
 
 def plot_sweep(table, x: str, xlabel: str, metric: str = "accuracy", baseline: float | None = None):
-    """``metric`` against a compression setting (chapter 10), with an optional dashed floor."""
+    """``metric`` against a compression setting (chapter 14), with an optional dashed floor."""
     fig, ax = plt.subplots(figsize=(6, 3.4))
     ax.plot(table[x], table[metric], "o-", color="#2e75b6")
     if baseline is not None:
@@ -111,7 +111,7 @@ def plot_sweep(table, x: str, xlabel: str, metric: str = "accuracy", baseline: f
 
 
 def plot_lr_sweep(logs: Mapping[float, Sequence[Mapping]], accuracy: Mapping[float, float]):
-    """Chapter 9's learning-rate sweep: training loss against step for each rate (left) and
+    """Chapter 13's learning-rate sweep: training loss against step for each rate (left) and
     the best validation accuracy against the rate, on a log axis (right)."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.6))
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(logs)))

@@ -1,4 +1,4 @@
-"""Training practice (chapter 9): recipes run over seeds and their summaries."""
+"""Training practice (chapter 13): recipes run over seeds and their summaries."""
 
 from llmbook.practice.recipes import (
     last_eval,

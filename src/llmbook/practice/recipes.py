@@ -1,4 +1,4 @@
-"""Comparing training recipes over seeds (chapter 9: learning rate, warm-up, overfitting remedies).
+"""Comparing training recipes over seeds (chapter 13: learning rate, warm-up, overfitting remedies).
 
 Every recipe is a :class:`~llmbook.adaptation.finetune.FinetuneSpec` run once per seed with
 :func:`llmbook.adaptation.finetune.finetune_seeds`; :func:`remedy_summary` turns the runs into the

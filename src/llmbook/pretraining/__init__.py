@@ -1,4 +1,4 @@
-"""Pre-training (chapters 2, 3 and 5): MLM masking, the sparse MLM head, WordPiece from
+"""Pre-training (chapters 3, 4 and 5): MLM masking, the sparse MLM head, WordPiece from
 scratch, pre-training and domain-adaptive pre-training runs."""
 
 from llmbook.pretraining.masking import (

@@ -1,4 +1,4 @@
-"""Masked language modelling (chapters 2, 3 and 5): masking, fixed-mask evaluation, perplexity.
+"""Masked language modelling (chapters 3, 4 and 5): masking, fixed-mask evaluation, perplexity.
 
 BERT's pre-training objective {Devlin et al. 2019}: select 15% of the (non-special) tokens;
 of those, replace 80% by ``[MASK]``, 10% by a random token and leave 10% unchanged; the model

@@ -1,4 +1,4 @@
-"""Masked-LM pre-training runs (chapter 3 from scratch; chapter 5 domain-adaptive).
+"""Masked-LM pre-training runs (chapter 4 from scratch; chapter 5 domain-adaptive).
 
 :func:`train_wordpiece` learns a BERT vocabulary from a corpus.  :func:`pretrain` trains a
 ``BertForMaskedLM`` -- a small one with random weights, or a pretrained encoder continued on
@@ -138,7 +138,7 @@ def carry_pooler(directory: Path, source: str) -> list[str]:
 
 
 def pretraining_texts(spec) -> tuple:
-    """Chapter 3's IMDb pre-training pool and held-out reviews (``spec.corpus_size``,
+    """Chapter 4's IMDb pre-training pool and held-out reviews (``spec.corpus_size``,
     ``spec.eval_size``, ``spec.seed``); the causal LM of the Generative models part reads the
     same two sets, so the two objectives are compared on the same text."""
     corpus = load_corpus("imdb")

@@ -1,4 +1,4 @@
-"""Applications and responsibility (chapters 12 and 13): triage, monitoring and
+"""Applications and responsibility (chapters 16 and 17): triage, monitoring and
 recommendation demos; attributions, failure analysis and counterfactual bias tests."""
 
 from llmbook.responsible.applications import (

@@ -1,4 +1,4 @@
-"""Three applications of a sentiment model and sentence embeddings (chapter 12).
+"""Three applications of a sentiment model and sentence embeddings (chapter 16).
 
 * **Support-desk triage with abstention**: route a message automatically only when the
   classifier's confidence reaches a threshold, otherwise hand it to a person.
@@ -190,7 +190,7 @@ def project_2d(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:
     return PCA(n_components=2, random_state=seed).fit_transform(np.asarray(embeddings))
 
 
-#: Genre words used as stand-ins for a reader's interests (chapter 12): no user data ships
+#: Genre words used as stand-ins for a reader's interests (chapter 16): no user data ships
 #: with the book, so "liked a horror film" is approximated by "wrote about a horror film".
 GENRES: dict[str, tuple[str, ...]] = {
     "horror": ("horror",), "comedy": ("comedy", "comedies"),

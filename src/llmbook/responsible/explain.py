@@ -1,4 +1,4 @@
-"""Looking inside a fine-tuned classifier (chapter 13: interpretability and safety).
+"""Looking inside a fine-tuned classifier (chapter 17: interpretability and safety).
 
 * **Token attributions** by integrated gradients (Sundararajan et al., 2017) over the word
   embeddings: the path from a baseline input (every real token replaced by ``[PAD]``, the

@@ -1,6 +1,6 @@
-"""The shared training loop of chapter 4 (used by chapters 3-10): configuration, batching,
-optimizer and schedule, evaluation, checkpoint and resume, adversarial training (chapter 9) and
-text augmentation (chapter 9)."""
+"""The shared training loop of chapter 9 (used by chapters 4-14): configuration, batching,
+optimizer and schedule, evaluation, checkpoint and resume, adversarial training (chapter 13) and
+text augmentation (chapter 13)."""
 
 from llmbook.training.adversarial import adversarial_backward
 from llmbook.training.augmentation import (

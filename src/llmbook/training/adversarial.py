@@ -1,4 +1,4 @@
-"""Adversarial training with the fast gradient method, FGM (chapter 9)."""
+"""Adversarial training with the fast gradient method, FGM (chapter 13)."""
 
 from __future__ import annotations
 

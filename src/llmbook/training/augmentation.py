@@ -1,4 +1,4 @@
-"""Text data augmentation for classification (chapter 9): EDA-style word operations and
+"""Text data augmentation for classification (chapter 13): EDA-style word operations and
 contextual substitution with a masked language model.
 
 EDA (Wei & Zou, 2019) makes a new sentence from an old one with one of four operations: synonym

@@ -1,4 +1,4 @@
-"""Batches for the training loop (chapter 4): dynamic padding and length-grouped sampling."""
+"""Batches for the training loop (chapter 9): dynamic padding and length-grouped sampling."""
 
 from __future__ import annotations
 

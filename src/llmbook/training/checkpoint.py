@@ -1,4 +1,4 @@
-"""Best-model tracking, checkpoint and resume, and the files a finished run leaves (chapter 4).
+"""Best-model tracking, checkpoint and resume, and the files a finished run leaves (chapter 9).
 
 The loop of :mod:`llmbook.training.loop` keeps the weights of its best evaluation in memory
 (:class:`BestModel`), writes a resumable training state now and then (:class:`Checkpointer`),

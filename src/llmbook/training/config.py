@@ -1,4 +1,4 @@
-"""What one training run is (chapter 4): :class:`TrainConfig`, :class:`TrainResult` and the
+"""What one training run is (chapter 9): :class:`TrainConfig`, :class:`TrainResult` and the
 files a run writes (``metrics.json`` is :data:`llmbook.core.runs.METRICS_FILE`)."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class TrainConfig:
     eval_every: int | None = None
     metric_for_best: str = "accuracy"
     early_stopping_patience: int | None = None
-    #: FGM adversarial training (chapter 9): L2 size of the word-embedding perturbation; 0 = off
+    #: FGM adversarial training (chapter 13): L2 size of the word-embedding perturbation; 0 = off
     adversarial_epsilon: float = 0.0
     mixed_precision: str | None = None
     seed: int = 0

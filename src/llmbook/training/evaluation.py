@@ -1,4 +1,4 @@
-"""Classification metrics and predictions (chapter 4 and every chapter that scores a model).
+"""Classification metrics and predictions (chapter 9 and every chapter that scores a model).
 
 Metrics are computed with NumPy/scikit-learn: ``evaluate.load`` would fetch metric scripts
 from the hub, which does not work offline.  :func:`paired_test` compares two models on the

@@ -1,4 +1,4 @@
-"""The training loop of the book (chapter 4 onwards; MLM in chapters 3 and 5; PEFT in 6).
+"""The training loop of the book (chapter 9 onwards; MLM in chapters 4 and 5; PEFT in 6).
 
 One loop, built on :class:`accelerate.Accelerator`, so the same code runs on a CPU, one GPU or
 several (``accelerate launch``).  What it does, in order of a step:
@@ -6,7 +6,7 @@ several (``accelerate launch``).  What it does, in order of a step:
 * batches come from :class:`LengthGroupedBatchSampler` -- shuffled, and (by default) grouped
   so each batch holds texts of similar length -- and are padded only to their longest text;
 * forward pass (mixed precision on GPU), loss scaled for gradient accumulation;
-* with ``adversarial_epsilon`` (chapter 9), a second forward/backward pass at FGM-perturbed
+* with ``adversarial_epsilon`` (chapter 13), a second forward/backward pass at FGM-perturbed
   word embeddings (:func:`adversarial_backward`);
 * after ``gradient_accumulation_steps`` micro-batches: gradient clipping, an
   ``torch.optim.AdamW`` step (no weight decay on biases and LayerNorm), a learning-rate
@@ -123,7 +123,7 @@ def micro_batches(setup: Setup, state: LoopState) -> Iterator[tuple[int, dict]]:
 
 def training_step(setup: Setup, batch: dict, config: TrainConfig, step: int,
                   step_hooks: Sequence[Callable] = ()) -> torch.Tensor:
-    """Forward, backward (FGM too, chapter 9); every ``gradient_accumulation_steps``
+    """Forward, backward (FGM too, chapter 13); every ``gradient_accumulation_steps``
     micro-batches: clip, optimizer and scheduler step, hooks, ``zero_grad``."""
     accelerator, model = setup.accelerator, setup.model
     with accelerator.accumulate(model):
@@ -212,9 +212,9 @@ def train(
     Datasets hold ``input_ids``, ``attention_mask`` and ``label`` (or ``labels``).  At the end
     the model holds the weights of the best evaluation; see the module docstring for details.
     Without an ``eval_dataset`` nothing is evaluated and the final weights are the model (a
-    few-shot run has no validation set to select on; chapter 7).  ``step_hooks`` are called
+    few-shot run has no validation set to select on; chapter 11).  ``step_hooks`` are called
     as ``hook(global_step, model)`` after every optimizer step, before the gradients are
-    cleared (AdaLoRA's rank allocation needs them; chapter 6).
+    cleared (AdaLoRA's rank allocation needs them; chapter 10).
     """
     if eval_dataset is None and config.early_stopping_patience is not None:
         raise ValueError("early stopping needs an eval_dataset to watch")

@@ -1,4 +1,4 @@
-"""The optimizer and the learning-rate schedule of the training loop (chapters 4 and 9)."""
+"""The optimizer and the learning-rate schedule of the training loop (chapters 9 and 13)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def make_optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: f
 def schedule_lrs(peak_lr: float, warmup_steps: int, num_training_steps: int, steps: int,
                  name: str = "linear") -> list[float]:
     """Learning rate at each of ``steps`` optimizer steps, for a ``name`` schedule sized for
-    ``num_training_steps`` (chapter 4 shows what a mis-sized schedule does)."""
+    ``num_training_steps`` (chapter 9 shows what a mis-sized schedule does)."""
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak_lr)
     scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup_steps,
                               num_training_steps=num_training_steps)

@@ -1,4 +1,4 @@
-"""The tweets task, rehearsal and the continual-learning bookkeeping (chapter 8)."""
+"""The tweets task, rehearsal and the continual-learning bookkeeping (chapter 12)."""
 
 import numpy as np
 import pandas as pd

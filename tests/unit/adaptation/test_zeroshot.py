@@ -1,4 +1,4 @@
-"""Zero- and few-shot helpers: calibration math, cloze scoring, k-shot sampling (chapter 7)."""
+"""Zero- and few-shot helpers: calibration math, cloze scoring, k-shot sampling (chapter 11)."""
 
 import numpy as np
 import pytest

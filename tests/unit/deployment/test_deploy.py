@@ -1,4 +1,4 @@
-"""Compression and export (llmbook.deployment.variants, chapter 10) on a tiny random classifier."""
+"""Compression and export (llmbook.deployment.variants, chapter 14) on a tiny random classifier."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Distillation into a shallower student (chapter 10)."""
+"""Distillation into a shallower student (chapter 14)."""
 
 import pytest
 import torch

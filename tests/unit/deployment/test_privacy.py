@@ -1,5 +1,5 @@
 """Masking of personal data in logged request texts (llmbook.deployment.serving.privacy, chapter
-11)."""
+15)."""
 
 import pytest
 

@@ -68,7 +68,7 @@ def test_evaluate_on_an_export_gives_the_pytorch_models_metrics(dirs, labeled, t
     assert reports["onnx"]["confusion_matrix"] == reports["torch"]["confusion_matrix"]
     assert abs(reports["onnx"]["accuracy"] - reports["torch"]["accuracy"]) <= 0.005
     # int8 rounds the weights: on a random model one near-tie may flip (1 row = 6 points here);
-    # the 0.5-point bound is a property of a trained model (chapter 10), not of this one
+    # the 0.5-point bound is a property of a trained model (chapter 14), not of this one
     assert abs(reports["int8"]["accuracy"] - reports["torch"]["accuracy"]) <= 1 / len(ROWS)
 
 

@@ -1,4 +1,4 @@
-"""Training-practice options of chapter 9: FGM, learning-rate schedules, dropout, cache keys."""
+"""Training-practice options of chapter 13: FGM, learning-rate schedules, dropout, cache keys."""
 
 import copy
 import math

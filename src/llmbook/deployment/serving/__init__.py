@@ -1,4 +1,4 @@
-"""The sentiment service of chapter 11: the FastAPI app, micro-batching, API keys and rate
+"""The sentiment service of chapter 15: the FastAPI app, micro-batching, API keys and rate
 limits, masking personal data in logs."""
 
 from llmbook.deployment.serving.app import (

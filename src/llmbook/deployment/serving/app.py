@@ -1,4 +1,4 @@
-"""A sentiment API: FastAPI + uvicorn, with the guards a real service needs (chapter 11).
+"""A sentiment API: FastAPI + uvicorn, with the guards a real service needs (chapter 15).
 
 ``llmbook serve --model runs/rt-onnx`` serves a model directory written by ``llmbook export``
 (ONNX Runtime) or ``llmbook finetune`` (PyTorch, safetensors) -- only after its sha256

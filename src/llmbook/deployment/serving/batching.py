@@ -1,4 +1,4 @@
-"""Micro-batching of concurrent requests in the sentiment service (chapter 11)."""
+"""Micro-batching of concurrent requests in the sentiment service (chapter 15)."""
 
 from __future__ import annotations
 

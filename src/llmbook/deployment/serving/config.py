@@ -1,4 +1,4 @@
-"""Configuration and errors of the sentiment service (chapter 11)."""
+"""Configuration and errors of the sentiment service (chapter 15)."""
 
 from __future__ import annotations
 

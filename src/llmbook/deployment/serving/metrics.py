@@ -1,4 +1,4 @@
-"""Prometheus metrics of the sentiment service (chapter 11)."""
+"""Prometheus metrics of the sentiment service (chapter 15)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The model behind the sentiment service (chapter 11): a checksummed export, loaded once, scoring
+"""The model behind the sentiment service (chapter 15): a checksummed export, loaded once, scoring
 batches of texts."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Masking personal data before a text is logged (chapter 11, used by
+"""Masking personal data before a text is logged (chapter 15, used by
 :mod:`llmbook.deployment.serving.app`).
 
 :func:`mask_pii` replaces e-mail addresses, IPv4/IPv6 addresses, payment-card-like numbers

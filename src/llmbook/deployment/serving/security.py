@@ -1,4 +1,4 @@
-"""API keys and rate limiting of the sentiment service (chapter 11)."""
+"""API keys and rate limiting of the sentiment service (chapter 15)."""
 
 from __future__ import annotations
 
