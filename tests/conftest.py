@@ -3,6 +3,7 @@
 ``tiny_bert_config`` and ``tiny_classifier_dir`` are the one tiny model of the test suite: a
 randomly initialised BERT, 32 wide, with MiniLM's tokenizer (the loop tests of
 ``tests/unit/training`` keep their own, smaller ones, unchanged since the loop was split).
+``tiny_gpt_dir`` is its causal-LM counterpart: a 1-layer GPT-2 with a tiny byte-level BPE.
 """
 
 import importlib.util
@@ -64,3 +65,25 @@ def hide_package(monkeypatch):
         monkeypatch.setattr(importlib.util, "find_spec",
                             lambda module, *a: None if module == name else real(module, *a))
     return hide
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt_dir():
+    """``tiny_gpt_dir(directory, context=48)``: save a 1-layer, 16-wide GPT-2 with a 300-entry
+    byte-level BPE vocabulary (its eos is ``<|endoftext|>``) into ``directory``; return it."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from llmbook.generation.bpe import train_byte_level_bpe
+
+    def make(directory, context: int = 48):
+        texts = ["the film was great and the acting superb", "a dull film, I hated it"] * 5
+        tokenizer = train_byte_level_bpe(texts, vocab_size=300)
+        torch.manual_seed(0)
+        config = GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=len(tokenizer),
+                            n_positions=context, bos_token_id=tokenizer.eos_token_id,
+                            eos_token_id=tokenizer.eos_token_id, initializer_range=0.5)
+        GPT2LMHeadModel(config).save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+        return directory
+    return make

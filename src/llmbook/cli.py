@@ -1,5 +1,5 @@
 """Command line: ``llmbook finetune | pretrain | distil | predict | evaluate | export | serve |
-generate``.
+generate | sft``.
 
 * ``llmbook finetune --task rotten_tomatoes --profile cpu --out runs/rt``
 * ``llmbook distil --teacher runs/rt --layers 0,1,3,5 --out runs/rt-4l`` (chapter 14)
@@ -11,9 +11,12 @@ generate``.
 * ``llmbook evaluate --model runs/rt --input file.jsonl [--report report.json]``; ``--model``
   of predict and evaluate is a model directory or an export (:mod:`llmbook.deployment.scoring`)
 * ``llmbook export --model runs/rt --format onnx --quantize int8 --out runs/rt-onnx``
-* ``llmbook serve --model runs/rt-onnx [--port 8000] [--backend onnx|torch]`` (chapter 15)
+* ``llmbook serve --model runs/rt-onnx [--generate smollm2] [--port 8000] [--backend onnx|torch]``
+  (chapter 15)
 * ``llmbook generate --model smollm2|DIR "prompt" [--temperature --top-k --top-p --seed
   --stream]`` (part "Generative models", :mod:`llmbook.generation.command`)
+* ``llmbook sft --method lora|full [--export runs/assistant]`` (chapter 8): SmolLM2 tuned on
+  the three instruction sets; ``--export`` writes a servable model directory
 
 Input rows carry a ``text`` field (and ``label``, 0/1 or negative/positive, for evaluate).
 A bad row is reported on stderr with its line number and skipped; the others are still
@@ -50,6 +53,27 @@ def _finetune(args) -> int:
     print(f"model: {run.model_dir}{' (cached)' if run.cached else ''}")
     print(f"test accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}  "
           f"(n={test['n']}, trained {run.metrics['train_seconds']:.0f} s)")
+    return 0
+
+
+def _sft(args) -> int:
+    from llmbook.core.profiles import get_profile
+    from llmbook.deployment.manifest import write_manifest
+    from llmbook.generation.sft import export_tuned, instruction_tune, mixture_sizes, sft_spec_for
+
+    spec = sft_spec_for(get_profile(args.profile), method=args.method,
+                        **_given(epochs=args.epochs, learning_rate=args.lr, seed=args.seed))
+    print(f"instruction tuning SmolLM2-135M-Instruct ({spec.method}) on {mixture_sizes(spec)}")
+    run = instruction_tune(spec, out=args.out, force=args.force)
+    print(f"model: {run.model_dir}{' (cached)' if run.cached else ''}")
+    print(f"held-out loss {run.metrics['best_validation']['loss']:.3f} "
+          f"(trained {run.metrics['train_seconds']:.0f} s, "
+          f"{run.metrics['tokens_per_second']:.0f} tokens/s)")
+    if args.export:
+        out = export_tuned(run.model_dir, args.export)
+        write_manifest(out)
+        print(f"exported to {out} with a sha256 manifest; try it: llmbook generate --model "
+              f"{out} \"How do I cancel?\"  or serve it: llmbook serve --generate {out}")
     return 0
 
 
@@ -165,10 +189,18 @@ def _export(args) -> int:
 def _serve(args) -> int:
     from llmbook.deployment.serving.app import run_server
     from llmbook.deployment.serving.config import ServeConfig
+    from llmbook.deployment.serving.generation import GenerateConfig
 
-    config = ServeConfig(max_batch=args.max_batch, queue_size=args.queue_size)
+    if args.model is None and args.generate is None:
+        print("error: give --model DIR (the sentiment classifier), --generate smollm2|DIR "
+              "(a text generator) or both", file=sys.stderr)
+        return 2
+    config = ServeConfig(max_batch=args.max_batch, queue_size=args.queue_size,
+                         rate_per_second=args.rate_limit,
+                         rate_burst=max(1, int(2 * args.rate_limit)))
+    generate_config = GenerateConfig(max_streams=args.max_streams)
     return run_server(args.model, backend=args.backend, host=args.host, port=args.port,
-                      config=config)
+                      config=config, generate=args.generate, generate_config=generate_config)
 
 
 def _bench(args) -> int:
@@ -182,8 +214,26 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_training_commands(commands)
     _add_model_commands(commands)
+    _add_sft_command(commands)
     add_generate_parser(commands)
     return parser
+
+
+def _add_sft_command(commands) -> None:
+    """``sft``: chapter 8's instruction tuning of SmolLM2 (and its export for serving)."""
+    p = commands.add_parser("sft", help="instruction-tune SmolLM2-135M-Instruct on the book's "
+                                        "three instruction sets (chapter 8)")
+    p.add_argument("--method", choices=["lora", "full"], default="lora")
+    p.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None)
+    p.add_argument("--out", default=None, help="output directory (default: the runs/ cache)")
+    p.add_argument("--export", metavar="DIR", default=None,
+                   help="also write the tuned model (LoRA merged) with a sha256 manifest to DIR, "
+                        "for `llmbook serve --generate DIR`")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
+    p.set_defaults(func=_sft)
 
 
 def _add_training_commands(commands) -> None:
@@ -265,7 +315,13 @@ def _add_model_commands(commands) -> None:
 
     p = commands.add_parser("serve", help="serve a model over HTTP "
                                           "(see llmbook.deployment.serving)")
-    p.add_argument("--model", required=True, help="model directory with a sha256 manifest")
+    p.add_argument("--model", help="classifier directory with a sha256 manifest "
+                                    "(POST /v1/sentiment)")
+    p.add_argument("--generate", metavar="smollm2|DIR",
+                   help="causal LM for POST /v1/generate: 'smollm2' (packaged) or a directory "
+                        "with a sha256 manifest")
+    p.add_argument("--max-streams", type=int, default=4,
+                   help="generations at once; beyond them /v1/generate answers 503")
     p.add_argument("--backend", choices=["onnx", "torch"], default=None,
                    help="default: onnx if the directory holds model.onnx, else torch")
     p.add_argument("--host", default="127.0.0.1")
@@ -274,11 +330,14 @@ def _add_model_commands(commands) -> None:
                    help="texts per micro-batch (1 switches micro-batching off)")
     p.add_argument("--queue-size", type=int, default=32,
                    help="requests waiting for the model; beyond it new requests get 503")
+    p.add_argument("--rate-limit", type=float, default=200.0, metavar="PER_SECOND",
+                   help="requests per second per API key (bursts of twice that); beyond it 429")
     p.set_defaults(func=_serve)
 
     p = commands.add_parser("bench", help="benchmarks: training throughput (finetune), the API "
-                                          "under load (serve)")
-    p.add_argument("benchmark", choices=["finetune", "serve"])
+                                          "under load (serve), streamed generation under load "
+                                          "(generate)")
+    p.add_argument("benchmark", choices=["finetune", "serve", "generate"])
     p.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None)
     p.add_argument("--examples", type=int, default=None,
                    help="training examples per measured run (finetune; default: the profile's)")

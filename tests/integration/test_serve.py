@@ -116,12 +116,52 @@ def test_rate_limit_per_key(model_dir):
     ({"texts": ["fine", ""]}, 422, "texts[1] is empty"),
     ({"texts": []}, 422, "'texts' is empty"),
     ({"text": "x" * 101}, 413, "'text' has 101 characters; the limit is 100"),
+    ({"text": "\u200b\u2060\t"}, 422, "'text' is empty (or only spaces, control or zero-width"),
     ({"texts": ["x"] * 5}, 413, "'texts' has 5 items; the limit is 4"),
 ])
 def test_bad_input_gets_a_4xx_saying_what_to_fix(client, body, status, message):
     response = post(client, body)
     assert response.status_code == status
     assert message in response.json()["detail"]
+
+
+@pytest.mark.parametrize("body", [b'{"text": ' + b"[" * 10_000 + b"]" * 10_000 + b"}",
+                                  b'{"texts": ["a", ' + b"9" * 5_000 + b"]}"])
+def test_parser_limits_are_a_400_not_a_500(model_dir, body):
+    config = ServeConfig(max_body_bytes=100_000)
+    with TestClient(create_app(model_dir, config=config, api_keys=[KEY])) as c:
+        response = post(c, None, content=body)
+    assert response.status_code == 400, response.text
+    assert "body is" in response.json()["detail"]
+
+
+def test_a_poisoned_text_fails_only_its_own_request(model_dir):
+    app = create_app(model_dir, config=ServeConfig(max_wait_ms=50), api_keys=[KEY])
+    predict = app.state.predictor.predict
+
+    def fragile(texts):
+        time.sleep(0.05)  # lets the requests meet in one batch
+        if any("POISON" in text for text in texts):
+            raise RuntimeError("the model cannot read this text")
+        return predict(texts)
+
+    app.state.predictor.predict = fragile
+    with LiveServer(app) as url:
+        async def mixed():
+            async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as client:
+                texts = ["a fine film"] * 5 + ["POISON"] + ["a dull film"] * 5
+                return await asyncio.gather(*(client.post("/v1/sentiment", json={"text": text})
+                                              for text in texts))
+        statuses = [r.status_code for r in asyncio.run(mixed())]
+        batches = httpx.get(f"{url}/metrics").text
+    assert statuses == [200] * 5 + [500] + [200] * 5
+    assert "llmbook_batch_size_count" in batches
+
+
+def test_a_lone_surrogate_is_a_422(client):
+    response = post(client, None, content=b'{"texts": ["fine", "bad \\ud800 text"]}')
+    assert response.status_code == 422
+    assert "texts[1] contains a lone surrogate" in response.json()["detail"]
 
 
 def test_invalid_json(client):

@@ -42,7 +42,27 @@ def container():
 def test_manifest_kinds():
     assert {(m["apiVersion"], m["kind"]) for m in K8S.values()} == {
         ("apps/v1", "Deployment"), ("v1", "Service"),
-        ("autoscaling/v2", "HorizontalPodAutoscaler")}
+        ("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"),
+        ("networking.k8s.io/v1", "NetworkPolicy")}
+
+
+def test_pods_drain_and_run_locked_down():
+    from llmbook.deployment.serving import GenerateConfig, ServeConfig
+
+    pod = K8S["deployment"]["spec"]["template"]["spec"]
+    slowest = max(ServeConfig().request_timeout_s, GenerateConfig().deadline_s)
+    pause = int(container()["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert pod["terminationGracePeriodSeconds"] > slowest + pause
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert all(container()[probe]["timeoutSeconds"] >= 1
+               for probe in ("startupProbe", "readinessProbe", "livenessProbe"))
+    labels = K8S["deployment"]["spec"]["selector"]["matchLabels"]
+    assert K8S["pdb"]["spec"]["selector"]["matchLabels"] == labels
+    assert K8S["pdb"]["spec"]["minAvailable"] < K8S["deployment"]["spec"]["replicas"]
+    policy = K8S["networkpolicy"]["spec"]
+    assert policy["podSelector"]["matchLabels"] == labels and policy["egress"] == []
+    assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == ["http"]
 
 
 def test_deployment_probes_hit_real_endpoints(served):
@@ -91,10 +111,11 @@ def test_dockerfile_serves_the_manifest_port():
 def test_alert_rules_use_metrics_the_server_exports(served):
     _, exported = served
     rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
-    [group] = rules["groups"]
-    assert {r["alert"] for r in group["rules"]} == {
-        "SentimentHighErrorRate", "SentimentHighLatencyP99", "SentimentSaturated"}
-    for rule in group["rules"]:
+    alerts = [rule for group in rules["groups"] for rule in group["rules"]]
+    assert {r["alert"] for r in alerts} == {
+        "SentimentHighErrorRate", "SentimentHighLatencyP99", "SentimentSaturated",
+        "GenerationSlowFirstToken", "GenerationSaturated"}
+    for rule in alerts:
         used = set(re.findall(r"\bllmbook_\w+", rule["expr"]))
         used = {re.sub(r"_bucket$", "", name) for name in used}
         assert used and used <= exported, (rule["alert"], used - exported)

@@ -107,6 +107,8 @@ class Profile:
     sft_test_size: int
     sft_writing_per_label: int
     sft_answer_tokens: int
+    #: sentiment conversations of the book-loop vs TRL SFTTrainer comparison (one epoch each)
+    sft_compare_size: int
 
     def describe(self) -> str:
         """One line per field, for the first cell of every notebook."""
@@ -171,6 +173,7 @@ PROFILES: dict[str, Profile] = {
         sft_test_size=8,
         sft_writing_per_label=2,
         sft_answer_tokens=8,
+        sft_compare_size=8,
     ),
     "cpu": Profile(
         name="cpu",
@@ -231,6 +234,7 @@ PROFILES: dict[str, Profile] = {
         sft_test_size=300,
         sft_writing_per_label=50,
         sft_answer_tokens=40,
+        sft_compare_size=160,
     ),
     "gpu": Profile(
         name="gpu",
@@ -288,6 +292,7 @@ PROFILES: dict[str, Profile] = {
         sft_test_size=853,
         sft_writing_per_label=100,
         sft_answer_tokens=64,
+        sft_compare_size=800,
     ),
 }
 

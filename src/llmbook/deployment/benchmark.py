@@ -1,8 +1,10 @@
-"""Benchmarks (chapters 9 and 15): ``llmbook bench finetune | serve``.
+"""Benchmarks (chapters 9 and 15): ``llmbook bench finetune | serve | generate``.
 
 ``serve`` is the load test of the sentiment API (:mod:`llmbook.deployment.loadtest`):
 micro-batching off
 vs on at several concurrency levels, then an overload phase at 10x the measured capacity.
+``generate`` streams SmolLM2's answers to the support desk's questions from ``/v1/generate``
+at 1, 4 and 16 concurrent streams: time to first token and aggregate tokens/s.
 
 ``finetune`` measures, in one process, on the same data, model initialisation and
 hyper-parameters, the training throughput of
@@ -31,7 +33,14 @@ from llmbook.core.runs import cached_json
 from llmbook.data.corpora import load_sentiment, subsample
 from llmbook.data.tokenization import tokenize_dataset
 from llmbook.deployment.export import cached_export
-from llmbook.deployment.loadtest import batching_gain, serve_benchmark
+from llmbook.deployment.loadtest import (
+    UNLIMITED_RATE,
+    batching_gain,
+    serve_benchmark,
+    stream_benchmark,
+)
+from llmbook.generation.command import SMOLLM2
+from llmbook.generation.instruction_sets import SUPPORT_FACTS, TRAINED_QUESTIONS
 from llmbook.models.loading import load_classifier, load_tokenizer
 from llmbook.training.batching import make_collator
 from llmbook.training.config import TrainConfig
@@ -129,9 +138,26 @@ def cached_benchmark_serve(profile: Profile, refresh: bool = False) -> dict:
                               .model_dir, quantize="int8")
     seconds = SERVE_SECONDS[profile.name]
     texts = list(load_sentiment("rotten_tomatoes")["validation"]["text"])
-    key = {"profile": profile.name, "model": model_dir.name, "seconds": seconds}
+    key = {"profile": profile.name, "model": model_dir.name, "seconds": seconds,
+           "rate_limit": UNLIMITED_RATE}
     return cached_json("bench-serve", key, lambda: serve_benchmark(
         model_dir, texts, seconds=seconds, overload_seconds=seconds), refresh=refresh)
+
+
+#: The streaming load test, by profile: seconds per level, concurrent streams, tokens per answer.
+GENERATE_LOAD = {"smoke": (2.0, (1, 2), 8), "cpu": (20.0, (1, 4, 16), 32),
+                 "gpu": (20.0, (1, 4, 16), 64)}
+
+
+def cached_benchmark_generate(profile: Profile, refresh: bool = False) -> dict:
+    """:func:`llmbook.deployment.loadtest.stream_benchmark` of packaged SmolLM2 answering the
+    held-out questions of chapter 8's support desk, stored in ``runs/``."""
+    seconds, concurrency, new_tokens = GENERATE_LOAD[profile.name]
+    prompts = [q for fact in SUPPORT_FACTS for q in fact.questions[TRAINED_QUESTIONS:]]
+    key = {"profile": profile.name, "model": SMOLLM2, "seconds": seconds,
+           "concurrency": list(concurrency), "new_tokens": new_tokens}
+    return cached_json("bench-generate", key, lambda: stream_benchmark(
+        SMOLLM2, prompts, concurrency, seconds, new_tokens), refresh=refresh)
 
 
 def _report_serve(results: dict) -> None:
@@ -143,9 +169,14 @@ def _report_serve(results: dict) -> None:
 
 
 def run_benchmark(name: str, profile_name: str | None = None, examples: int | None = None) -> int:
-    """``llmbook bench finetune | serve``: measure and print (the serve numbers are re-measured)."""
+    """``llmbook bench finetune | serve | generate``: measure and print (always re-measured)."""
     if name == "serve":
         _report_serve(cached_benchmark_serve(get_profile(profile_name), refresh=True))
+        return 0
+    if name == "generate":
+        results = cached_benchmark_generate(get_profile(profile_name), refresh=True)
+        print(pd.DataFrame(results["levels"]).to_string(index=False,
+                                                        float_format=lambda x: f"{x:.1f}"))
         return 0
     table = benchmark_finetune(get_profile(profile_name), examples)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))

@@ -13,7 +13,9 @@ MANIFEST = "manifest.json"
 WEIGHT_SUFFIXES = (".safetensors", ".onnx")
 
 METADATA_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json",
-                  "special_tokens_map.json", "vocab.txt", "export.json")
+                  "special_tokens_map.json", "vocab.txt", "export.json",
+                  # a causal LM's (served by /v1/generate)
+                  "generation_config.json", "vocab.json", "merges.txt", "chat_template.jinja")
 
 
 # ----------------------------------------------------------------------------- manifest

@@ -13,6 +13,11 @@ Chapters of the part:
   speed (:mod:`.kv_cache`), decoding methods side by side (:mod:`.samples`), int8
   quantization for CPU decoding (:mod:`.quantized`) and the ``llmbook generate`` command
   (:mod:`.command`).
+* **Instruction tuning with LoRA** -- the chat template and the answer-only loss
+  (:mod:`.instruction`), three instruction sets from the book's data and a synthetic support
+  desk (:mod:`.instruction_sets`), SmolLM2 tuned with LoRA or fully (:mod:`.sft`) and scored
+  from generated text (:mod:`.instruction_eval`); the last two are imported on their own, as
+  they need the data.
 """
 
 from llmbook.generation.bpe import train_byte_level_bpe

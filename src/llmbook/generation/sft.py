@@ -7,7 +7,8 @@ on Rotten Tomatoes *training* snippets, and the support desk's trained phrasings
 (``method="lora"``, the query and value projections) or every weight (``"full"``), through the
 book's shared loop: answer-only loss (:mod:`llmbook.generation.instruction`), held-out loss on
 Rotten Tomatoes *validation* conversations, the best evaluation kept.  Runs are cached in
-``runs/`` by configuration; :func:`load_tuned` rebuilds the tuned model.
+``runs/`` by configuration; :func:`load_tuned` rebuilds the tuned model and
+:func:`export_tuned` writes it as a plain model directory (``llmbook sft --export DIR``).
 :func:`generate_answers` is how every set is answered (``model.generate``, batched, left-padded).
 """
 
@@ -102,12 +103,19 @@ def _as_dataset(conversations, tokenizer, max_length: int) -> tuple[Dataset, int
                             max_length)
 
 
-def _sft_run(spec: SftSpec, directory: Path) -> dict:
-    """SmolLM2, LoRA-adapted or not, trained on the answers of the training conversations."""
-    tokenizer, model = load_generator()
+def sft_datasets(spec: SftSpec, tokenizer) -> tuple[Dataset, Dataset, int]:
+    """Tokenized training and validation sets of :func:`sft_conversations`, and how many
+    training conversations were dropped for being longer than ``spec.max_length``."""
     train_conversations, validation_conversations = sft_conversations(spec)
     train_set, dropped = _as_dataset(train_conversations, tokenizer, spec.max_length)
     validation_set, _ = _as_dataset(validation_conversations, tokenizer, spec.max_length)
+    return train_set, validation_set, dropped
+
+
+def _sft_run(spec: SftSpec, directory: Path) -> dict:
+    """SmolLM2, LoRA-adapted or not, trained on the answers of the training conversations."""
+    tokenizer, model = load_generator()
+    train_set, validation_set, dropped = sft_datasets(spec, tokenizer)
     set_seed(spec.seed)
     if spec.method == "lora":
         model = adapt(model, "lora", rank=spec.rank, task=TaskType.CAUSAL_LM)
@@ -157,6 +165,19 @@ def load_tuned(directory: str | Path):
 
 
 @torch.inference_mode()
+def export_tuned(directory: str | Path, out: str | Path) -> Path:
+    """Write a finished run as one plain causal-LM directory (a LoRA adapter merged into its
+    base): what ``llmbook serve --generate`` and ``llmbook generate --model`` load."""
+    tokenizer, model = load_tuned(directory)
+    if isinstance(model, PeftModel):
+        model = model.merge_and_unload()
+    _drop_gguf_marker(model)
+    out = Path(out)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
 def generate_answers(model, tokenizer, conversations, max_new_tokens: int = 8,
                      batch_size: int = 16, seed: int = 0, **settings) -> list[str]:
     """The assistant's reply to each conversation (greedy unless ``settings`` sample; each

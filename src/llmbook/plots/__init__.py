@@ -10,6 +10,7 @@ from llmbook.plots.adaptation import (
 from llmbook.plots.deployment import (
     plot_capacity,
     plot_latency_accuracy,
+    plot_stream_load,
 )
 from llmbook.plots.foundations import (
     CONCEPT_EDGES,
@@ -68,6 +69,7 @@ __all__ = [
     "plot_seed_comparison",
     "plot_sentiment_index",
     "plot_stages",
+    "plot_stream_load",
     "plot_sweep",
     "plot_temperature_tradeoff",
     "plot_token_attributions",

@@ -32,3 +32,24 @@ def plot_capacity(traffic, replicas, per_replica: float):
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def plot_stream_load(levels):
+    """Time to first token (p50, p99) and aggregate tokens/s against concurrent streams
+    (chapter 15; ``levels``: the rows of :func:`llmbook.deployment.loadtest.stream_benchmark`)."""
+    users = [row["concurrency"] for row in levels]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    left.plot(users, [row["ttft_p50_ms"] for row in levels], "o-", label="p50")
+    left.plot(users, [row["ttft_p99_ms"] for row in levels], "s--", label="p99")
+    left.set_ylabel("time to first token (ms)")
+    left.legend()
+    right.plot(users, [row["tokens_per_s"] for row in levels], "o-", color="#2e75b6")
+    right.set_ylabel("tokens per second, all streams")
+    right.set_ylim(bottom=0)
+    for ax in (left, right):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(users, [str(u) for u in users])
+        ax.set_xlabel("concurrent streams")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -1,5 +1,6 @@
-"""Applications and responsibility (chapters 16 and 17): triage, monitoring and
-recommendation demos; attributions, failure analysis and counterfactual bias tests."""
+"""Applications and responsibility (chapters 16 and 17): triage, the support-desk assistant end
+to end, monitoring and recommendation demos; attributions, failure analysis and counterfactual
+bias tests."""
 
 from llmbook.responsible.applications import (
     ABSTAIN,
@@ -19,6 +20,14 @@ from llmbook.responsible.applications import (
     synthetic_stream,
     tag_agreement,
     tweets_about,
+)
+from llmbook.responsible.assistant import (
+    CUSTOMER_MESSAGES,
+    ESCALATE,
+    REPLY,
+    CustomerMessage,
+    assistant_routes,
+    escalation,
 )
 from llmbook.responsible.explain import (
     GENDER_SWAPS,
@@ -42,16 +51,22 @@ __all__ = [
     "AIRLINE_PATTERN",
     "APPLE_PATTERN",
     "Attribution",
+    "CUSTOMER_MESSAGES",
+    "CustomerMessage",
+    "ESCALATE",
     "GENDER_SWAPS",
     "GENRES",
     "NEGATIONS",
+    "REPLY",
     "ROUTES",
     "SARCASM_MARKERS",
     "abstention_report",
+    "assistant_routes",
     "attention_maps",
     "choose_threshold",
     "counterfactual_shift",
     "drop_alert",
+    "escalation",
     "error_rates_by_tag",
     "failure_tags",
     "fill_template",

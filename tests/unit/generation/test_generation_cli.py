@@ -1,29 +1,17 @@
 """``llmbook generate`` (part "Generative models"): output, streaming and one-line errors."""
 
 import pytest
-import torch
-from transformers import GPT2Config, GPT2LMHeadModel
 
 from llmbook.cli import main
-from llmbook.generation.bpe import train_byte_level_bpe
 from llmbook.generation.decoding import generate_tokens
 
 CONTEXT = 48
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def model_dir(tiny_gpt_dir, tmp_path_factory):
     """A 1-layer GPT-2 with a 300-entry byte-level BPE vocabulary and a 48-token context."""
-    directory = tmp_path_factory.mktemp("tiny-gpt")
-    texts = ["the film was great and the acting superb", "a dull film, I hated it"] * 5
-    tokenizer = train_byte_level_bpe(texts, vocab_size=300)
-    torch.manual_seed(0)
-    config = GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=len(tokenizer),
-                        n_positions=CONTEXT, bos_token_id=tokenizer.eos_token_id,
-                        eos_token_id=tokenizer.eos_token_id, initializer_range=0.5)
-    GPT2LMHeadModel(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    return tiny_gpt_dir(tmp_path_factory.mktemp("tiny-gpt"), context=CONTEXT)
 
 
 def _expected(directory, prompt, new_tokens, **settings):

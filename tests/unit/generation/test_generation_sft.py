@@ -52,3 +52,30 @@ def test_spec_follows_the_profile():
         profile.sft_sentiment_size, profile.sft_writing_size, profile.sft_epochs)
     assert lora.learning_rate == profile.sft_lora_rate == 10 * full.learning_rate
     assert sft_spec_for(profile, "lora", epochs=1).epochs == 1
+
+
+def test_llmbook_sft_exports_a_merged_model_that_serves(tmp_path, monkeypatch, capsys):
+    from dataclasses import replace
+
+    import torch
+
+    from llmbook.cli import main
+    from llmbook.deployment.serving import GenerateRequest, TextGenerator
+    from llmbook.generation.sft import load_tuned
+
+    monkeypatch.setattr("llmbook.generation.sft.sft_spec_for",
+                        lambda profile, method, **overrides: replace(TINY, method=method,
+                                                                     **overrides))
+    args = ["sft", "--profile", "smoke", "--out", str(tmp_path / "run"),
+            "--export", str(tmp_path / "served")]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "held-out loss" in printed and "llmbook serve --generate" in printed
+    served = TextGenerator(tmp_path / "served")  # its sha256 manifest checks out
+    tokenizer, tuned = load_tuned(tmp_path / "run")
+    ids = tokenizer("How do I cancel?", return_tensors="pt").input_ids
+    with torch.no_grad():  # merging the adapter changes no prediction
+        assert torch.allclose(served.model(ids).logits, tuned(ids).logits, atol=1e-4)
+    request = GenerateRequest(prompt="How do I cancel?", max_new_tokens=3)
+    assert 1 <= len(list(served.tokens(served.encode(request, 512), request))) <= 3
+

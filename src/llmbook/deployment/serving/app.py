@@ -8,8 +8,12 @@ Endpoints:
 
 * ``POST /v1/sentiment`` -- body ``{"text": "..."}`` or ``{"texts": ["...", ...]}``; returns
   ``{"model_version": ..., "predictions": [{"label": ..., "probabilities": {...}}, ...]}``.
-* ``GET /healthz`` (process alive), ``GET /readyz`` (model loaded *and* warmed up),
-  ``GET /metrics`` (Prometheus: requests by status, latency, batch sizes, queue depth, model).
+* ``POST /v1/generate`` (with ``--generate smollm2|DIR``) -- body ``{"prompt": "...",
+  "max_new_tokens": 64, "stream": true, ...}``: the continuation, as one JSON answer or as
+  server-sent events (:mod:`llmbook.deployment.serving.generation`).
+* ``GET /healthz`` (process alive), ``GET /readyz`` (models loaded *and* warmed up),
+  ``GET /metrics`` (Prometheus: requests by status, latency, batch sizes, queue depth, model;
+  time to first token, tokens/s, generated tokens and running generations).
 
 Guards, in the order a request meets them: API key (``Authorization: Bearer KEY``; keys from
 ``$LLMBOOK_API_KEYS``, comma-separated, or the file named by ``$LLMBOOK_API_KEYS_FILE``, one a
@@ -24,7 +28,6 @@ the queue and a single worker groups them into micro-batches (up to ``max_batch`
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import sys
@@ -42,7 +45,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from llmbook.deployment.manifest import ManifestError
 from llmbook.deployment.serving.batching import MicroBatcher
-from llmbook.deployment.serving.config import RequestError, ServeConfig, StartupError, log
+from llmbook.deployment.serving.config import (
+    RequestError,
+    ServeConfig,
+    StartupError,
+    check_text,
+    log,
+    parse_json,
+    read_body,
+)
+from llmbook.deployment.serving.generation import GenerateConfig, GenerateRequest, TextGenerator
 from llmbook.deployment.serving.metrics import Metrics
 from llmbook.deployment.serving.predictor import Predictor
 from llmbook.deployment.serving.privacy import mask_pii
@@ -54,16 +66,14 @@ from llmbook.deployment.serving.security import (
     load_api_keys,
     match_key,
 )
+from llmbook.deployment.serving.streaming import add_generate_route
 
 
 # ----------------------------------------------------------------------------- request checks
 def parse_texts(body: bytes, config: ServeConfig) -> list[str]:
     """The texts of a request body, or a :class:`RequestError` saying what is wrong."""
     usage = 'send {"text": "..."} or {"texts": ["...", ...]}'
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RequestError(400, f"body is not valid JSON ({err}): {usage}") from None
+    payload = parse_json(body, usage)
     if not isinstance(payload, dict) or ("text" in payload) == ("texts" in payload):
         raise RequestError(422, f"expected an object with exactly one of 'text' or 'texts': "
                                 f"{usage}")
@@ -81,60 +91,60 @@ def parse_texts(body: bytes, config: ServeConfig) -> list[str]:
                                     f"{config.max_request_texts}: split it into several requests")
         names = [f"texts[{i}]" for i in range(len(texts))]
     for name, text in zip(names, texts, strict=True):
-        if not isinstance(text, str):
-            raise RequestError(422, f"{name} must be a string, got {type(text).__name__}")
-        if not text.strip():
-            raise RequestError(422, f"{name} is empty: send some text to classify")
-        if len(text) > config.max_text_chars:
-            raise RequestError(413, f"{name} has {len(text)} characters; the limit is "
-                                    f"{config.max_text_chars}: shorten it")
+        check_text(name, text, config.max_text_chars, "to classify")
     return texts
 
 
-async def read_body(request, limit: int) -> bytes:
-    """The request body, refusing (413) more than ``limit`` bytes without reading it all."""
-    declared = request.headers.get("content-length")
-    too_big = RequestError(413, f"body is over {limit} bytes: send fewer or shorter texts")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_big
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 # ----------------------------------------------------------------------------- the app
-def _authoriser(config: ServeConfig, keys: list[str]):
-    """``authorise(request)``: the id of the caller's API key, or a 401 RequestError."""
-    def authorise(request: Request) -> str:
-        if not config.require_key:
-            return "anonymous"
-        header = request.headers.get("authorization", "")
-        scheme, _, presented = header.partition(" ")
-        key = match_key(presented.strip(), keys) if scheme.lower() == "bearer" else None
-        if key is None:
-            raise RequestError(401, "missing or invalid API key: send 'Authorization: Bearer "
-                                    "<key>'", {"WWW-Authenticate": "Bearer"})
-        return key_id(key)
-    return authorise
+def _guard(config: ServeConfig, keys: list[str]):
+    """``guard(request)``: the id of the caller's API key, or a 401/429 RequestError."""
+    limiter = RateLimiter(config.rate_per_second, config.rate_burst)
+
+    def guard(request: Request) -> str:
+        who = "anonymous"
+        if config.require_key:
+            header = request.headers.get("authorization", "")
+            scheme, _, presented = header.partition(" ")
+            key = match_key(presented.strip(), keys) if scheme.lower() == "bearer" else None
+            if key is None:
+                raise RequestError(401, "missing or invalid API key: send 'Authorization: "
+                                        "Bearer <key>'", {"WWW-Authenticate": "Bearer"})
+            who = key_id(key)
+        wait = limiter.acquire(who)
+        if wait:
+            raise RequestError(429, "rate limit exceeded for this API key: slow down",
+                               {"Retry-After": str(max(1, math.ceil(wait)))})
+        return who
+    return guard
 
 
-def _lifespan(predictor: Predictor, config: ServeConfig, metrics: Metrics, state: dict):
-    """Start the micro-batcher and warm the model up before the service reports ready."""
+def _lifespan(predictor: Predictor | None, generator: TextGenerator | None, config: ServeConfig,
+              metrics: Metrics, state: dict):
+    """Start the micro-batcher and warm the models up before the service reports ready."""
     @asynccontextmanager
     async def lifespan(app):
-        app.state.batcher = MicroBatcher(predictor, config, metrics)
-        app.state.batcher.start()
-        predictor.predict(["warm-up text"] * min(config.max_batch, 8))  # first-call costs
+        if predictor is not None:
+            app.state.batcher = MicroBatcher(predictor, config, metrics)
+            app.state.batcher.start()
+            predictor.predict(["warm-up text"] * min(config.max_batch, 8))  # first-call costs
+        if generator is not None:
+            warm_up = GenerateRequest(prompt="Hello", max_new_tokens=2)
+            list(generator.tokens(generator.encode(warm_up, 64), warm_up))
         state["ready"] = True
-        log.info("ready: model %s (%s backend)", predictor.version, predictor.backend)
+        log.info("ready: %s", ", ".join(_versions(predictor, generator).values()))
         yield
         state["ready"] = False
-        await app.state.batcher.stop()
+        if predictor is not None:
+            await app.state.batcher.stop()
+        if generator is not None:
+            app.state.generation_executor.shutdown(wait=False, cancel_futures=True)
     return lifespan
+
+
+def _versions(predictor: Predictor | None, generator: TextGenerator | None) -> dict:
+    served = {"classifier": predictor.version if predictor else None,
+              "generator": generator.version if generator else None}
+    return {role: version for role, version in served.items() if version}
 
 
 def _predictions(predictor: Predictor, probabilities) -> list[dict]:
@@ -143,8 +153,8 @@ def _predictions(predictor: Predictor, probabilities) -> list[dict]:
             for p in probabilities]
 
 
-def _add_probes(app, reply, state: dict, predictor: Predictor, metrics: Metrics) -> None:
-    """``/healthz`` (the process is up), ``/readyz`` (the model answers), ``/metrics``."""
+def _add_probes(app, reply, state: dict, versions: dict, metrics: Metrics) -> None:
+    """``/healthz`` (the process is up), ``/readyz`` (the models answer), ``/metrics``."""
     @app.get("/healthz")
     async def healthz():
         return reply("/healthz", 200, {"status": "ok"})
@@ -153,47 +163,21 @@ def _add_probes(app, reply, state: dict, predictor: Predictor, metrics: Metrics)
     async def readyz():
         if not state["ready"]:
             return reply("/readyz", 503, {"status": "loading"})
-        return reply("/readyz", 200, {"status": "ready", "model_version": predictor.version})
+        return reply("/readyz", 200, {"status": "ready",
+                                      "model_version": versions.get("classifier"), **versions})
 
     @app.get("/metrics")
     async def prometheus_metrics():
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def create_app(model_dir: str | Path, backend: str | None = None,
-               config: ServeConfig | None = None, api_keys: list[str] | None = None):
-    """The FastAPI app; raises :class:`StartupError`/``ManifestError`` instead of starting."""
-    config = config or ServeConfig()
-    keys = load_api_keys() if api_keys is None else list(api_keys)
-    if config.require_key and not keys:
-        raise StartupError(f"no API keys: set {KEYS_VARIABLE}=key1,key2 or {KEYS_FILE_VARIABLE}"
-                           "=path (or require_key=False for a local experiment)")
-    predictor = Predictor(model_dir, backend)
-    metrics = Metrics()
-    metrics.queue_capacity.set(config.queue_size)
-    metrics.model.info({"version": predictor.version, "backend": predictor.backend})
-    limiter = RateLimiter(config.rate_per_second, config.rate_burst)
-    state = {"ready": False}
-    authorise = _authoriser(config, keys)
-    app = FastAPI(title="llmbook sentiment API",
-                  lifespan=_lifespan(predictor, config, metrics, state))
-    app.state.config, app.state.predictor, app.state.metrics = config, predictor, metrics
-
-    def reply(endpoint: str, status: int, content, headers: dict | None = None):
-        metrics.requests.labels(endpoint, str(status)).inc()
-        return JSONResponse(content, status_code=status, headers=headers)
-
-    _add_probes(app, reply, state, predictor, metrics)
-
+def _add_sentiment_route(app, predictor: Predictor, config: ServeConfig, guard, reply,
+                         metrics: Metrics, state: dict) -> None:
     @app.post("/v1/sentiment")
     async def sentiment(request: Request):
         start = time.perf_counter()
         try:
-            who = authorise(request)
-            wait = limiter.acquire(who)
-            if wait:
-                raise RequestError(429, "rate limit exceeded for this API key: slow down",
-                                   {"Retry-After": str(max(1, math.ceil(wait)))})
+            who = guard(request)
             texts = parse_texts(await read_body(request, config.max_body_bytes), config)
             if not state["ready"]:
                 raise RequestError(503, "model is still loading: retry shortly",
@@ -214,22 +198,64 @@ def create_app(model_dir: str | Path, backend: str | None = None,
         return reply("/v1/sentiment", 200, {"model_version": predictor.version,
                                             "predictions": _predictions(predictor, probabilities)})
 
+
+def create_app(model_dir: str | Path | None, backend: str | None = None,
+               config: ServeConfig | None = None, api_keys: list[str] | None = None,
+               generate: str | Path | None = None,
+               generate_config: GenerateConfig | None = None):
+    """The FastAPI app: ``/v1/sentiment`` for ``model_dir``, ``/v1/generate`` for ``generate``
+    (``'smollm2'`` or a causal-LM directory with a manifest), either or both.  Raises
+    :class:`StartupError`/``ManifestError`` instead of starting."""
+    config = config or ServeConfig()
+    keys = load_api_keys() if api_keys is None else list(api_keys)
+    if config.require_key and not keys:
+        raise StartupError(f"no API keys: set {KEYS_VARIABLE}=key1,key2 or {KEYS_FILE_VARIABLE}"
+                           "=path (or require_key=False for a local experiment)")
+    if model_dir is None and generate is None:
+        raise StartupError("nothing to serve: give a classifier (--model) and/or a generator "
+                           "(--generate)")
+    predictor = Predictor(model_dir, backend) if model_dir is not None else None
+    generator = TextGenerator(generate) if generate is not None else None
+    metrics = Metrics()
+    metrics.queue_capacity.set(config.queue_size)
+    metrics.model.info({**_versions(predictor, generator),
+                        "backend": predictor.backend if predictor else "torch"})
+    state = {"ready": False}
+    guard = _guard(config, keys)
+    app = FastAPI(title="llmbook API",
+                  lifespan=_lifespan(predictor, generator, config, metrics, state))
+    app.state.config, app.state.predictor, app.state.metrics = config, predictor, metrics
+
+    def reply(endpoint: str, status: int, content, headers: dict | None = None):
+        metrics.requests.labels(endpoint, str(status)).inc()
+        return JSONResponse(content, status_code=status, headers=headers)
+
+    _add_probes(app, reply, state, _versions(predictor, generator), metrics)
+    if predictor is not None:
+        _add_sentiment_route(app, predictor, config, guard, reply, metrics, state)
+    if generator is not None:
+        add_generate_route(app, generator, generate_config or GenerateConfig(), guard, reply,
+                           metrics, state)
     return app
 
 
-def run_server(model_dir: str | Path, backend: str | None = None, host: str = "127.0.0.1",
-               port: int = 8000, config: ServeConfig | None = None) -> int:
+def run_server(model_dir: str | Path | None, backend: str | None = None,
+               host: str = "127.0.0.1", port: int = 8000, config: ServeConfig | None = None,
+               generate: str | Path | None = None,
+               generate_config: GenerateConfig | None = None) -> int:
     """Start uvicorn (blocking); returns 2 with a message if the server refuses to start."""
     config = config or ServeConfig()
+    generate_config = generate_config or GenerateConfig()
     try:
-        app = create_app(model_dir, backend, config)
+        app = create_app(model_dir, backend, config, generate=generate,
+                         generate_config=generate_config)
     except (StartupError, ManifestError, FileNotFoundError) as err:
         print(f"error: refusing to start: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # uvicorn's own bound on open requests (plain 503 before the app): protects the event loop
     # when requests arrive faster than it can even parse them; room left for probes
-    limit = config.queue_size + 2 * config.max_batch + 8
+    limit = config.queue_size + 2 * config.max_batch + generate_config.max_streams + 8
     # keep idle connections longer than clients do (httpx: 5 s), or a client may reuse a
     # connection at the very moment the server closes it
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,

@@ -54,26 +54,33 @@ class MicroBatcher:
         return batch
 
     async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = await self._next_batch()
             self.metrics.queue_depth.set(self.queue.qsize())
             live = [(texts, future) for texts, future in batch if not future.done()]
-            texts = [text for item, _ in live for text in item]
-            if not texts:
-                continue
-            self.metrics.batch_size.observe(len(texts))
-            try:
-                probabilities = await loop.run_in_executor(self._executor,
-                                                           self.predictor.predict, texts)
-            except Exception as err:  # a model failure fails these requests, not the server
-                log.exception("model call failed")
-                for _, future in live:
-                    if not future.done():
-                        future.set_exception(err)
-                continue
-            start = 0
-            for item, future in live:
-                if not future.done():
-                    future.set_result(probabilities[start:start + len(item)])
-                start += len(item)
+            if live:
+                await self._serve(live)
+
+    async def _serve(self, live: list[tuple[list[str], asyncio.Future]]) -> None:
+        """One model call for ``live``'s texts; if it fails, each request again on its own, so
+        a text that breaks the model fails only its own request."""
+        texts = [text for item, _ in live for text in item]
+        self.metrics.batch_size.observe(len(texts))
+        try:
+            probabilities = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self.predictor.predict, texts)
+        except Exception as err:  # a model failure fails these requests, not the server
+            if len(live) > 1:
+                log.warning("a batch of %d requests failed: retrying them one by one", len(live))
+                for item in live:
+                    await self._serve([item])
+                return
+            log.exception("model call failed")
+            if not live[0][1].done():
+                live[0][1].set_exception(err)
+            return
+        start = 0
+        for item, future in live:
+            if not future.done():
+                future.set_result(probabilities[start:start + len(item)])
+            start += len(item)

@@ -1,8 +1,10 @@
-"""Configuration and errors of the sentiment service (chapter 15)."""
+"""Configuration, errors and the bounded body reader of the service (chapter 15)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import unicodedata
 from dataclasses import dataclass
 
 log = logging.getLogger("llmbook.deployment.serving.app")
@@ -46,3 +48,54 @@ class RequestError(Exception):
     def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers or {}
+
+
+async def read_body(request, limit: int) -> bytes:
+    """The request body, refusing (413) more than ``limit`` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    too_big = RequestError(413, f"body is over {limit} bytes: send fewer or shorter texts")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes, usage: str):
+    """The decoded body, or a 400 :class:`RequestError`: bad syntax or encoding, nesting too
+    deep for the parser, or a number too long to convert."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        raise RequestError(400, f"body is not valid JSON ({str(err)[:120]}): {usage}") from None
+    except RecursionError:
+        raise RequestError(400, f"body is nested too deeply to parse: {usage}") from None
+
+
+#: Unicode categories that show nothing: controls, format characters (zero-width space,
+#: joiners, direction marks) and separators.
+INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
+def check_text(name: str, text, max_chars: int, purpose: str) -> str:
+    """``text`` if it is a usable string, else a 422/413 :class:`RequestError` naming ``name``:
+    not a string, a lone surrogate (cannot be encoded, so cannot be tokenized), nothing but
+    invisible characters, or over ``max_chars``."""
+    if not isinstance(text, str):
+        raise RequestError(422, f"{name} must be a string, got {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(422, f"{name} contains a lone surrogate (an unpaired \\ud800-"
+                                "\\udfff escape): send valid Unicode") from None
+    if all(unicodedata.category(ch) in INVISIBLE for ch in text):
+        raise RequestError(422, f"{name} is empty (or only spaces, control or zero-width "
+                                f"characters): send some text {purpose}")
+    if len(text) > max_chars:
+        raise RequestError(413, f"{name} has {len(text)} characters; the limit is "
+                                f"{max_chars}: shorten it")
+    return text
