@@ -13,7 +13,13 @@ from fastapi.testclient import TestClient
 from test_serve import AUTH, KEY, LiveServer
 
 from llmbook.cli import main
-from llmbook.deployment import read_metric, run_sync, stream_loop, write_manifest
+from llmbook.deployment import (
+    read_metric,
+    run_sync,
+    stream_loop,
+    wait_for_metric,
+    write_manifest,
+)
 from llmbook.deployment.serving import (
     GenerateConfig,
     ServeConfig,
@@ -189,10 +195,9 @@ def test_disconnect_stops_the_generation(long_gpt_dir):
             lines = r.iter_lines()
             received = [next(lines) for _ in range(6)]
         assert any(line.startswith("data: ") for line in received)
-        time.sleep(0.5)  # the server notices the closed socket, the worker its flag
-        stopped = metric(url, "llmbook_generated_tokens_total")
-        time.sleep(0.6)
-        assert metric(url, "llmbook_generated_tokens_total") == stopped < 60
+        with httpx.Client(base_url=url) as client:  # until the worker has ended
+            assert wait_for_metric(client, "llmbook_active_generations", 0, timeout_s=20) == 0
+        assert metric(url, "llmbook_generated_tokens_total") < 60  # of 200, at 0.05 s a token
         assert metric(url, "llmbook_active_generations") == 0
         assert metric(url, "llmbook_generations_total", finish_reason="cancelled") == 1
 

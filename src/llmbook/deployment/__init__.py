@@ -36,13 +36,9 @@ from llmbook.deployment.loadtest import (
     closed_loop,
     free_port,
     open_loop,
-    read_metric,
     replicas_needed,
     run_sync,
     serve_benchmark,
-    stream_benchmark,
-    stream_generate,
-    stream_loop,
     summarise,
 )
 from llmbook.deployment.manifest import (
@@ -68,6 +64,13 @@ from llmbook.deployment.scoring import (
     load_scorer,
     model_dir_kind,
     predicted_rows,
+)
+from llmbook.deployment.stream_load import (
+    read_metric,
+    stream_benchmark,
+    stream_generate,
+    stream_loop,
+    wait_for_metric,
 )
 from llmbook.deployment.variants import (
     THREADS,
@@ -131,6 +134,7 @@ __all__ = [
     "onnx_variant",
     "open_loop",
     "read_metric",
+    "wait_for_metric",
     "ort_session",
     "predicted_rows",
     "prune_heads",

@@ -37,8 +37,8 @@ from llmbook.deployment.loadtest import (
     UNLIMITED_RATE,
     batching_gain,
     serve_benchmark,
-    stream_benchmark,
 )
+from llmbook.deployment.stream_load import stream_benchmark
 from llmbook.generation.command import SMOLLM2
 from llmbook.generation.instruction_sets import SUPPORT_FACTS, TRAINED_QUESTIONS
 from llmbook.models.loading import load_classifier, load_tokenizer
@@ -150,7 +150,7 @@ GENERATE_LOAD = {"smoke": (2.0, (1, 2), 8), "cpu": (20.0, (1, 4, 16), 32),
 
 
 def cached_benchmark_generate(profile: Profile, refresh: bool = False) -> dict:
-    """:func:`llmbook.deployment.loadtest.stream_benchmark` of packaged SmolLM2 answering the
+    """:func:`llmbook.deployment.stream_load.stream_benchmark` of packaged SmolLM2 answering the
     held-out questions of chapter 8's support desk, stored in ``runs/``."""
     seconds, concurrency, new_tokens = GENERATE_LOAD[profile.name]
     prompts = [q for fact in SUPPORT_FACTS for q in fact.questions[TRAINED_QUESTIONS:]]

@@ -36,7 +36,8 @@ def plot_capacity(traffic, replicas, per_replica: float):
 
 def plot_stream_load(levels):
     """Time to first token (p50, p99) and aggregate tokens/s against concurrent streams
-    (chapter 15; ``levels``: the rows of :func:`llmbook.deployment.loadtest.stream_benchmark`)."""
+    (chapter 15; ``levels``: the rows of
+    :func:`llmbook.deployment.stream_load.stream_benchmark`)."""
     users = [row["concurrency"] for row in levels]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
     left.plot(users, [row["ttft_p50_ms"] for row in levels], "o-", label="p50")
