@@ -16,8 +16,9 @@ Chapters of the part:
 * **Instruction tuning with LoRA** -- the chat template and the answer-only loss
   (:mod:`.instruction`), three instruction sets from the book's data and a synthetic support
   desk (:mod:`.instruction_sets`), SmolLM2 tuned with LoRA or fully (:mod:`.sft`) and scored
-  from generated text (:mod:`.instruction_eval`); the last two are imported on their own, as
-  they need the data.
+  from generated text (:mod:`.instruction_eval`), closed book or with the support desk's
+  knowledge base retrieved into the prompt (:mod:`.knowledge_base`); the last three are
+  imported on their own, as they need the data or the encoder.
 """
 
 from llmbook.generation.bpe import train_byte_level_bpe

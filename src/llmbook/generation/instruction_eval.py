@@ -10,7 +10,9 @@ Every score comes from *generated* text, the way a user meets the model:
   (sampled, seeded), judged by a classifier (the notebook passes chapter 9's): the share
   labelled as asked, distinct-2, and the longest word run copied from the training snippets;
 * :func:`score_support` -- the share of held-out support questions whose answer states the
-  right fact (:func:`~llmbook.generation.instruction_sets.carries_fact`).
+  right fact (:func:`~llmbook.generation.instruction_sets.carries_fact`), closed book or with
+  the entry a :class:`~llmbook.generation.knowledge_base.KnowledgeBase` retrieves in the
+  prompt.
 """
 
 from __future__ import annotations
@@ -65,11 +67,22 @@ def score_writing(model, tokenizer, per_label: int, judge: Callable[[list[str]],
             "samples": samples, "asked": asked}
 
 
-def score_support(model, tokenizer, max_new_tokens: int = 48, batch_size: int = 16) -> dict:
-    """Share of held-out support questions answered with the right fact, and the answers."""
-    conversations, facts = support_conversations(held_out=True, with_answers=False)
+def score_support(model, tokenizer, knowledge_base=None, max_new_tokens: int = 48,
+                  batch_size: int = 16) -> dict:
+    """Share of held-out support questions answered with the right fact, and the answers.
+
+    Closed book without ``knowledge_base``; with one, each question's retrieved entry is in
+    the system message, and ``retrieved_right`` says where retrieval found the right fact."""
+    closed_book, _ = support_conversations(held_out=True, with_answers=False)
+    questions = [c[-1]["content"] for c in closed_book]
+    entries = None if knowledge_base is None else knowledge_base.retrieve(questions)
+    conversations, facts = support_conversations(held_out=True, with_answers=False,
+                                                 entries=entries)
     answers = generate_answers(model, tokenizer, conversations, max_new_tokens=max_new_tokens,
                                batch_size=batch_size)
     right = [carries_fact(answer, fact) for answer, fact in zip(answers, facts, strict=True)]
-    return {"accuracy": float(np.mean(right)), "answers": answers,
-            "questions": [c[-1]["content"] for c in conversations], "right": right}
+    result = {"accuracy": float(np.mean(right)), "answers": answers, "questions": questions,
+              "right": right}
+    if entries is not None:
+        result["retrieved_right"] = [e is f for e, f in zip(entries, facts, strict=True)]
+    return result

@@ -10,7 +10,9 @@ built from the book's real data, each with a held-out part, and how their answer
    about *Reelhouse*, a fictional film-streaming service invented for this book (the
    knowledge base :data:`SUPPORT_FACTS` is synthetic), each fact asked in several ways; some
    phrasings are trained on and the others held out.  :func:`carries_fact` scores an answer
-   by whether it states the fact's key terms.
+   by whether it states the fact's key terms.  A conversation is *closed book* (the model
+   answers from its weights) or *open book* (:func:`open_book_system`: the fact's
+   knowledge-base entry is in the system message).
 """
 
 from __future__ import annotations
@@ -152,14 +154,29 @@ SUPPORT_FACTS: tuple[SupportFact, ...] = (
 TRAINED_QUESTIONS = 3
 
 
-def support_conversations(held_out: bool = False, with_answers: bool = True
+def open_book_system(fact: SupportFact) -> str:
+    """The support assistant's system message with ``fact``'s knowledge-base entry in it
+    (the *open-book* form; :mod:`llmbook.generation.knowledge_base` retrieves the entry)."""
+    return f"{SUPPORT_SYSTEM} Knowledge base entry: {fact.answer}"
+
+
+def support_conversations(held_out: bool = False, with_answers: bool = True,
+                          entries: Sequence[SupportFact] | None = None
                           ) -> tuple[list[list[dict]], list[SupportFact]]:
     """Set 3: ``(conversations, the fact each asks about)``; the first
-    :data:`TRAINED_QUESTIONS` phrasings of every fact for training, the others held out."""
+    :data:`TRAINED_QUESTIONS` phrasings of every fact for training, the others held out.
+
+    With ``entries`` (one knowledge-base entry per question, in the order returned) each
+    system message carries its entry (:func:`open_book_system`); without, the model must
+    answer from its weights alone (closed book)."""
     chosen = slice(TRAINED_QUESTIONS, None) if held_out else slice(0, TRAINED_QUESTIONS)
     pairs = [(question, fact) for fact in SUPPORT_FACTS for question in fact.questions[chosen]]
-    conversations = [conversation(q, fact.answer if with_answers else None, SUPPORT_SYSTEM)
-                     for q, fact in pairs]
+    if entries is not None and len(entries) != len(pairs):
+        raise ValueError(f"{len(entries)} knowledge-base entries for {len(pairs)} questions")
+    systems = ([SUPPORT_SYSTEM] * len(pairs) if entries is None
+               else [open_book_system(entry) for entry in entries])
+    conversations = [conversation(q, fact.answer if with_answers else None, system)
+                     for (q, fact), system in zip(pairs, systems, strict=True)]
     return conversations, [fact for _, fact in pairs]
 
 

@@ -48,6 +48,7 @@ class SftSpec:
     sentiment_size: int = 600
     writing_size: int = 300
     support_repeats: int = 2
+    support_open_book: bool = True
     validation_size: int = 100
     max_length: int = 192
     epochs: int = 2
@@ -75,16 +76,18 @@ def sft_spec_for(profile, method: str = "lora", **overrides) -> SftSpec:
 
 def sft_conversations(spec: SftSpec) -> tuple[list[list[dict]], list[list[dict]]]:
     """``(training, validation)`` conversations: disjoint Rotten Tomatoes training snippets
-    for sets 1 and 2 plus set 3's trained phrasings; validation snippets for sets 1 and 2."""
+    for sets 1 and 2 plus set 3's trained phrasings (closed book, and with
+    ``spec.support_open_book`` once more with their knowledge-base entry in the system
+    message); validation snippets for sets 1 and 2."""
     splits = load_sentiment("rotten_tomatoes")
-    pool = subsample(splits["train"], spec.sentiment_size + spec.writing_size, seed=spec.seed)
+    size = spec.sentiment_size + spec.writing_size  # 0 in a support-only run
+    pool = subsample(splits["train"], size, seed=spec.seed) if size else splits["train"].select([])
     pool = pool.shuffle(seed=spec.seed)
     sentiment = pool.select(range(spec.sentiment_size))
     writing = pool.select(range(spec.sentiment_size, len(pool)))
-    support, _ = support_conversations()
     train = (sentiment_conversations(sentiment["text"], sentiment["label"])
              + writing_conversations(writing["text"], writing["label"])
-             + support * spec.support_repeats)
+             + support_training(spec) * spec.support_repeats)
     held = subsample(splits["validation"], spec.validation_size, seed=spec.seed)
     validation = (sentiment_conversations(held["text"], held["label"])
                   + writing_conversations(held["text"], held["label"]))
@@ -196,9 +199,15 @@ def generate_answers(model, tokenizer, conversations, max_new_tokens: int = 8,
     return [answer.strip() for answer in answers]
 
 
+def support_training(spec: SftSpec) -> list[list[dict]]:
+    """Set 3's trained phrasings once closed book and, with ``spec.support_open_book``, once
+    open book with the right entry (what retrieval returns for an indexed phrasing)."""
+    closed, facts = support_conversations()
+    return closed + (support_conversations(entries=facts)[0] if spec.support_open_book else [])
+
+
 def mixture_sizes(spec: SftSpec) -> dict[str, int]:
     """How many training conversations each instruction set contributes."""
-    support, _ = support_conversations()
     return {"sentiment": spec.sentiment_size, "writing": spec.writing_size,
-            "support desk": len(support) * spec.support_repeats}
+            "support desk": len(support_training(spec)) * spec.support_repeats}
 

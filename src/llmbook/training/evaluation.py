@@ -101,7 +101,8 @@ def paired_test(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict:
 
     Only the discordant examples (one model right, the other wrong) carry evidence; under the
     hypothesis each is A's or B's with probability 1/2.  Returns the accuracy ``gap`` (A - B),
-    the counts ``only_a`` and ``only_b``, and the two-sided ``p_value``.
+    the counts ``only_a`` and ``only_b``, the two-sided ``p_value``, and the ``verdict`` a
+    chapter prints: "beyond the noise" when p < 0.05, otherwise "within the noise".
     """
     a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
@@ -109,4 +110,5 @@ def paired_test(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict:
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
     p_value = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
     return {"gap": float(a.mean() - b.mean()), "only_a": only_a, "only_b": only_b,
-            "p_value": float(p_value)}
+            "p_value": float(p_value),
+            "verdict": "beyond the noise" if p_value < 0.05 else "within the noise"}

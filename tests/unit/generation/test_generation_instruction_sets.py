@@ -1,11 +1,14 @@
 """The instruction sets and their scoring (part "Generative models", instruction tuning)."""
 
+import pytest
+
 from llmbook.generation.instruction_sets import (
     SUPPORT_FACTS,
     SUPPORT_SYSTEM,
     TRAINED_QUESTIONS,
     carries_fact,
     longest_copied_ngram,
+    open_book_system,
     parse_sentiment,
     sentiment_conversations,
     support_conversations,
@@ -49,6 +52,19 @@ def test_support_questions_split_into_trained_and_held_out():
     assert train[0][-1]["content"] == train_facts[0].answer and len(held_out[0]) == 2
     assert {f.topic for f in held_facts} == {f.topic for f in SUPPORT_FACTS}
     assert all(carries_fact(f.answer, f) for f in SUPPORT_FACTS)  # every answer states its fact
+
+
+def test_open_book_conversations_carry_one_entry_per_question():
+    closed, facts = support_conversations(held_out=True, with_answers=False)
+    wrong = facts[1:] + facts[:1]  # every question gets another question's entry
+    open_book, open_facts = support_conversations(held_out=True, with_answers=False,
+                                                  entries=wrong)
+    assert open_facts == facts  # scoring still asks for each question's own fact
+    assert [c[1:] for c in open_book] == [c[1:] for c in closed]
+    assert [c[0]["content"] for c in open_book] == [open_book_system(f) for f in wrong]
+    assert open_book_system(facts[0]).endswith(facts[0].answer)
+    with pytest.raises(ValueError, match="entries for"):
+        support_conversations(held_out=True, entries=facts[:-1])
 
 
 def test_carries_fact_needs_every_key_term_as_a_whole_word():

@@ -2,13 +2,18 @@
 
 import pytest
 
-from llmbook.generation.instruction_sets import parse_sentiment, sentiment_conversations
+from llmbook.generation.instruction_sets import (
+    SUPPORT_SYSTEM,
+    parse_sentiment,
+    sentiment_conversations,
+)
 from llmbook.generation.sft import (
     SftSpec,
     generate_answers,
     instruction_tune,
     mixture_sizes,
     sft_conversations,
+    support_training,
 )
 
 TINY = SftSpec(sentiment_size=8, writing_size=4, support_repeats=0, validation_size=4,
@@ -18,12 +23,24 @@ TINY = SftSpec(sentiment_size=8, writing_size=4, support_repeats=0, validation_s
 def test_the_mixture_is_disjoint_from_validation():
     spec = SftSpec(sentiment_size=8, writing_size=4, support_repeats=2, validation_size=4)
     train, validation = sft_conversations(spec)
-    assert len(train) == sum(mixture_sizes(spec).values()) == 12 + 2 * 30
+    assert len(train) == sum(mixture_sizes(spec).values()) == 12 + 2 * (30 + 30)
     assert len(validation) == 2 * spec.validation_size
     reviews = lambda conversations: {c[-2]["content"] for c in conversations}  # noqa: E731
     assert reviews(train[:8]).isdisjoint(reviews(validation[:4]))
     with pytest.raises(ValueError, match="method"):
         SftSpec(method="prefix")
+
+
+def test_support_training_is_closed_then_open_book_and_can_stand_alone():
+    closed_only = SftSpec(sentiment_size=0, writing_size=0, support_repeats=1,
+                          support_open_book=False, validation_size=4)
+    train, _ = sft_conversations(closed_only)
+    assert len(train) == 30 and all(c[0]["content"] == SUPPORT_SYSTEM for c in train)
+    both = support_training(SftSpec())
+    closed, open_book = both[:30], both[30:]
+    assert [c[1:] for c in closed] == [c[1:] for c in open_book]  # same questions and answers
+    assert all(c[0]["content"].startswith(SUPPORT_SYSTEM + " Knowledge base entry: ")
+               and c[-1]["content"] in c[0]["content"] for c in open_book)  # the right entry
 
 
 def test_a_tiny_lora_run_trains_saves_and_reloads(tmp_path):

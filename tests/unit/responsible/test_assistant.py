@@ -59,3 +59,16 @@ def test_routes_follow_the_classifier_and_only_replies_are_generated(classifier,
     assert table.loc[~escalated, "right_fact"].map(lambda v: isinstance(v, bool)).all()
     if threshold > 1:
         assert not escalated.any()
+
+
+def test_open_book_replies_carry_the_retrieved_entry(classifier, assistant):
+    class FirstFact:  # a stand-in knowledge base that always returns one entry
+        def retrieve(self, questions):
+            return [SUPPORT_FACTS[0]] * len(questions)
+
+    table = assistant_routes(CUSTOMER_MESSAGES, classifier, 1.01, assistant, max_new_tokens=4,
+                             knowledge_base=FirstFact())
+    expected = [m.topic == SUPPORT_FACTS[0].topic for m in CUSTOMER_MESSAGES]
+    assert table["retrieved_right"].tolist() == expected
+    assert "retrieved_right" not in assistant_routes(CUSTOMER_MESSAGES, classifier, 1.01,
+                                                     assistant, max_new_tokens=4).columns

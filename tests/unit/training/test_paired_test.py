@@ -13,6 +13,8 @@ def test_paired_test_by_hand():
     assert paired_test([1, 0], [1, 0])["p_value"] == 1.0  # no discordant pair, no evidence
     balanced = paired_test([1, 0] * 10, [0, 1] * 10)
     assert balanced["gap"] == 0 and balanced["p_value"] == pytest.approx(1.0)
+    assert result["verdict"] == "within the noise"  # p = 0.25
+    assert paired_test([1] * 8 + [0], [0] * 9)["verdict"] == "beyond the noise"  # p = 2 / 2**8
 
 
 def test_paired_test_needs_the_same_examples():
