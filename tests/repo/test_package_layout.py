@@ -38,7 +38,9 @@ LONG_FUNCTIONS: dict[str, str] = {}
 #: Imports inside functions, and why (a heavy dependency deferred).
 DEFERRED_IMPORTS = {
     "llmbook.cli": "each subcommand loads its part (onnxruntime, fastapi, peft...) on use",
-    "llmbook.core.profiles": "torch, only to ask for CUDA: `import llmbook.core` stays light",
+    "llmbook.core.profiles": "torch, only to ask for CUDA, and huggingface_hub, only to look in "
+                             "its cache for the gpu profile's model: `import llmbook.core` "
+                             "stays light",
 }
 
 MODULES = load_modules()

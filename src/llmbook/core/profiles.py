@@ -5,6 +5,8 @@ One switch, the ``LLMBOOK_PROFILE`` environment variable, picks one of three pro
 * ``smoke`` -- seconds per notebook; CI uses it to prove every code path runs.
 * ``cpu``   -- the default: meaningful results on a 2-core laptop in minutes.
 * ``gpu``   -- full scale (bert-base on the full data); the default when CUDA is available.
+  Offline (the default, ``LLMBOOK_OFFLINE``) and without bert-base in the Hugging Face cache,
+  it runs the packaged MiniLM at full data scale instead and says so in ``describe()``.
 
 Chapters never hard-code sizes: they read them from :func:`get_profile`.  Every notebook's
 first code cell prints the active profile.
@@ -13,7 +15,9 @@ first code cell prints the active profile.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+
+from llmbook.core.utils import is_offline
 
 PROFILE_VARIABLE = "LLMBOOK_PROFILE"
 
@@ -109,11 +113,14 @@ class Profile:
     sft_answer_tokens: int
     #: sentiment conversations of the book-loop vs TRL SFTTrainer comparison (one epoch each)
     sft_compare_size: int
+    #: why ``model_name`` differs from the profile's own choice (:func:`get_profile`), if it does
+    model_note: str = ""
 
     def describe(self) -> str:
         """One line per field, for the first cell of every notebook."""
-        width = max(len(k) for k in asdict(self))
-        return "\n".join(f"{k:<{width}} : {v}" for k, v in asdict(self).items())
+        fields = {k: v for k, v in asdict(self).items() if k != "model_note" or v}
+        width = max(len(k) for k in fields)
+        return "\n".join(f"{k:<{width}} : {v}" for k, v in fields.items())
 
 
 PROFILES: dict[str, Profile] = {
@@ -317,4 +324,24 @@ def get_profile(name: str | None = None) -> Profile:
             f"Unknown profile {chosen!r} (from {'argument' if name else PROFILE_VARIABLE}). "
             f"Valid profiles: {valid}."
         )
-    return PROFILES[key]
+    return with_available_model(PROFILES[key])
+
+
+def hub_model_cached(model_id: str) -> bool:
+    """Whether ``model_id``'s config is in the local Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
+
+
+def with_available_model(profile: Profile) -> Profile:
+    """``profile``, or, when its hub model can be neither downloaded (offline) nor found in the
+    cache, the same profile on the packaged MiniLM (6 layers: distillation keeps the cpu
+    profile's layers) with a ``model_note`` saying so."""
+    if profile.model_name == "minilm" or not is_offline() or hub_model_cached(profile.model_name):
+        return profile
+    note = (f"{profile.model_name} is not in the Hugging Face cache and LLMBOOK_OFFLINE is on "
+            "(the default): the packaged MiniLM runs at this profile's data scale; "
+            "LLMBOOK_OFFLINE=0 downloads the model")
+    return replace(profile, model_name="minilm", distil_layers=PROFILES["cpu"].distil_layers,
+                   model_note=note)
