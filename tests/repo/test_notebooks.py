@@ -1,5 +1,6 @@
 """Repository rules for notebooks: committed without outputs, listed in the book (and in its
-introduction), profile first, run in the llmbook kernel."""
+introduction), the Colab/Binder set-up cell then the profile first, run in the llmbook
+kernel."""
 
 import json
 import posixpath
@@ -29,9 +30,17 @@ def test_committed_without_outputs(path):
         )
 
 
+SETUP_CELL = (ROOT / "scripts" / "notebook_setup_cell.py").read_text()
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_first_code_cell_prints_the_profile(path):
-    source = "".join(_code_cells(path)[0]["source"])
+def test_first_code_cell_sets_up_colab_and_the_next_prints_the_profile(path):
+    setup, profile = _code_cells(path)[:2]
+    assert "".join(setup["source"]) == SETUP_CELL.rstrip("\n") and \
+        setup["metadata"].get("tags") == ["remove-cell"], (
+            f"{path.name}: its first code cell is not scripts/notebook_setup_cell.py (tagged "
+            "remove-cell): run python scripts/write_setup_cells.py")
+    source = "".join(profile["source"])
     assert "get_profile()" in source and "describe()" in source
 
 
