@@ -3,6 +3,7 @@
 # otherwise) from a clean clone of the committed HEAD, as a new reader would, and report the
 # result, the wall time (installation included) and the seconds each notebook executed for.
 # Run it before calling an issue that touches notebooks/ or src/ resolved; quote its last lines.
+# A passing build also rewrites src/llmbook/core/timings.json here (the chapters' boxes).
 #   scripts/book_from_clean_clone.sh [directory]    (default: a new directory under /tmp)
 set -uo pipefail
 top=$(git rev-parse --show-toplevel)
@@ -27,4 +28,11 @@ for name, seconds in rows:
 failed = [Path(p.uri).name for p in cache.list_project_records() if p.traceback]
 print("failed to execute:", ", ".join(failed) or "none")
 PY
+# A passing build's seconds and runs/ ledger become the timings each chapter's box shows
+# (src/llmbook/core/timings.json in the checkout this was cloned from: commit it).
+if [ "$status" -eq 0 ]; then
+  gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+  .venv/bin/python scripts/write_timings.py "${LLMBOOK_PROFILE:-cpu}" \
+    "$(nproc) cores, ${gpu:-no GPU}" "$top/src/llmbook/core/timings.json"
+fi
 exit $status

@@ -42,6 +42,7 @@ def test_first_code_cell_sets_up_colab_and_the_next_prints_the_profile(path):
             "remove-cell): run python scripts/write_setup_cells.py")
     source = "".join(profile["source"])
     assert "get_profile()" in source and "describe()" in source
+    assert f'chapter_card("{path.stem}", profile)' in source  # its opening box
 
 
 def _toc_files(entries):

@@ -1,10 +1,17 @@
 """Core services every chapter uses: run profiles (``LLMBOOK_PROFILE``), the ``runs/`` cache,
-packaged assets and their checksums, and the environment set-up."""
+each chapter's opening box (what it costs to run), packaged assets and their checksums, and the
+environment set-up."""
 
 from llmbook.core.assets import (
     AssetUnavailableError,
     file_sha256,
     package_dir,
+)
+from llmbook.core.chapters import (
+    ChapterCard,
+    chapter_card,
+    chapter_timings,
+    record_run_use,
 )
 from llmbook.core.profiles import (
     PROFILE_VARIABLE,
@@ -34,6 +41,7 @@ from llmbook.core.utils import (
 
 __all__ = [
     "AssetUnavailableError",
+    "ChapterCard",
     "CACHE_VERSION",
     "METRICS_FILE",
     "PROFILES",
@@ -42,6 +50,8 @@ __all__ = [
     "Run",
     "Timer",
     "cached_json",
+    "chapter_card",
+    "chapter_timings",
     "cached_run",
     "config_key",
     "configure_environment",
@@ -53,6 +63,7 @@ __all__ = [
     "is_offline",
     "package_dir",
     "project_root",
+    "record_run_use",
     "run_dir",
     "runs_root",
 ]

@@ -8,7 +8,8 @@ Set ``LLMBOOK_RUNS`` to put the cache elsewhere.
 One pattern serves every kind of run (fine-tuning, pre-training, distillation): look the key
 up, return the finished :class:`Run`, else build it and record the key (:func:`cached_run`).
 Measurements that are not models (the benchmarks) are cached the same way as JSON
-(:func:`cached_json`).
+(:func:`cached_json`).  Each use, built or reused, is one line of ``runs/ledger.jsonl``
+(:mod:`llmbook.core.chapters`: what a chapter costs when it runs alone).
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from llmbook.core.chapters import record_run_use
 
 #: Bump when a change in the library makes earlier runs incomparable.
 CACHE_VERSION = 2
@@ -112,8 +116,12 @@ def cached_run(kind: str, key: dict, build: Callable[[Path], dict], out: str | P
     directory = Path(out) if out else run_dir(kind, key)
     finished = None if force else finished_metrics(directory, key)
     if finished is not None:
+        record_run_use(runs_root(), kind, config_key(key), built=False, seconds=0.0)
         return Run(directory, finished, cached=True, loader=loader)
+    started = time.perf_counter()
     added = build(directory)
+    record_run_use(runs_root(), kind, config_key(key), built=True,
+                   seconds=time.perf_counter() - started)
     metrics = json.loads((directory / METRICS_FILE).read_text())
     metrics.update(spec=key, run_key=config_key(key), **added)
     (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
@@ -124,8 +132,12 @@ def cached_json(kind: str, key: dict, compute: Callable[[], object], refresh: bo
     """``compute()`` (JSON-serialisable), stored once in ``runs/`` under ``kind`` and ``key``."""
     results = run_dir(kind, key) / "results.json"
     if results.exists() and not refresh:
+        record_run_use(runs_root(), kind, config_key(key), built=False, seconds=0.0)
         return json.loads(results.read_text())
+    started = time.perf_counter()
     value = compute()
+    record_run_use(runs_root(), kind, config_key(key), built=True,
+                   seconds=time.perf_counter() - started)
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(value, indent=2))
     return value
