@@ -124,7 +124,7 @@ def _execute(channel, code: str) -> dict:
         kind, content = message["msg_type"], message["content"]
         if kind == "stream":
             out["text"] += content["text"]
-        elif kind == "execute_result":
+        elif kind in ("execute_result", "display_data"):
             out["text"] += content["data"].get("text/plain", "")
         elif kind == "error":
             out["error"] = f"{content['ename']}: {content['evalue']}"
@@ -136,9 +136,10 @@ def test_a_notebook_runs_in_the_llmbook_kernel(lab):
     import websocket  # websocket-client, a jupyter-server dependency
 
     chapter = nbformat.read(ROOT / "notebooks" / "01_data_and_tokenization.ipynb", as_version=4)
-    first = next(cell for cell in chapter.cells if cell.cell_type == "code")
+    setup, profile = [cell for cell in chapter.cells if cell.cell_type == "code"][:2]
     notebook = nbformat.v4.new_notebook(cells=[
-        first,  # every chapter's first cell: the profile in use
+        setup,  # every chapter's hidden set-up cell: a no-op where llmbook imports
+        profile,  # then the chapter box and the profile in use
         nbformat.v4.new_code_cell("import sys, torch, llmbook\nprint(sys.prefix)"),
         nbformat.v4.new_code_cell("from llmbook.data import LABEL_NAMES\nLABEL_NAMES"),
     ])
@@ -154,6 +155,7 @@ def test_a_notebook_runs_in_the_llmbook_kernel(lab):
     finally:
         lab.request("DELETE", f"/api/kernels/{kernel['id']}")
     assert [o["error"] for o in outputs] == [None] * len(outputs), outputs
-    assert "smoke" in outputs[0]["text"]
-    assert outputs[1]["text"].strip() == str(VENV)
-    assert outputs[2]["text"].strip() == "('negative', 'positive')"
+    assert outputs[0]["text"] == ""
+    assert "smoke" in outputs[1]["text"]
+    assert outputs[2]["text"].strip() == str(VENV)
+    assert outputs[3]["text"].strip() == "('negative', 'positive')"
