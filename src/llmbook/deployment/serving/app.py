@@ -55,6 +55,7 @@ from llmbook.deployment.serving.config import (
     read_body,
 )
 from llmbook.deployment.serving.generation import GenerateConfig, GenerateRequest, TextGenerator
+from llmbook.deployment.serving.guard import ConnectionLimits, guarded_protocol
 from llmbook.deployment.serving.metrics import Metrics
 from llmbook.deployment.serving.predictor import Predictor
 from llmbook.deployment.serving.privacy import mask_pii
@@ -253,11 +254,10 @@ def run_server(model_dir: str | Path | None, backend: str | None = None,
         print(f"error: refusing to start: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    # uvicorn's own bound on open requests (plain 503 before the app): protects the event loop
-    # when requests arrive faster than it can even parse them; room left for probes
-    limit = config.queue_size + 2 * config.max_batch + generate_config.max_streams + 8
-    # keep idle connections longer than clients do (httpx: 5 s), or a client may reuse a
-    # connection at the very moment the server closes it
+    # requests in flight are bounded by the app (its queue answers 503); uvicorn's own
+    # limit_concurrency would count idle connections too, so the guard replaces it (guard.py).
+    # Keep idle connections longer than clients do (httpx: 5 s), or a client may reuse a
+    # connection at the very moment the server closes it.
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                limit_concurrency=limit, timeout_keep_alive=15)
+                http=guarded_protocol(ConnectionLimits()), timeout_keep_alive=15)
     return 0
