@@ -69,7 +69,10 @@ def test_health_and_readiness(client, model_dir):
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
-                                     {"Authorization": KEY}, {"X-API-Key": KEY}])
+                                     {"Authorization": KEY}, {"X-API-Key": KEY},
+                                     {"Authorization": f"Bearer {KEY[:-1]}"},  # a prefix
+                                     {"Authorization": f"Bearer {KEY}0"},
+                                     {"Authorization": "Bearer \u00e9t\u00e9".encode("latin-1")}])
 def test_requests_without_a_valid_key_are_refused(client, headers):
     response = post(client, {"text": "a gem"}, headers=headers)
     assert response.status_code == 401
@@ -204,6 +207,23 @@ def test_logs_mask_personal_data_and_never_show_the_key(client, caplog):
     assert "[EMAIL]" in logged and "[PHONE]" in logged
     assert "fan@example.com" not in logged and "555-123-4567" not in logged
     assert KEY not in logged
+
+
+def test_a_text_is_masked_before_it_is_cut_for_the_log(model_dir, caplog):
+    text = "x" * 190 + " card 4111 1111 1111 1111 thanks"  # the number straddles char 200
+    with TestClient(create_app(model_dir, api_keys=[KEY])) as long_texts:
+        with caplog.at_level(logging.INFO, logger="llmbook.deployment.serving.app"):
+            assert post(long_texts, {"text": text}).status_code == 200
+    assert " card [CAR" in caplog.text and "4111" not in caplog.text  # masked, then cut
+
+
+def test_docs_are_off_unless_asked(client, model_dir):
+    assert [client.get(path).status_code for path in ("/docs", "/openapi.json", "/redoc")] \
+        == [404, 404, 404]
+    with TestClient(create_app(model_dir, config=ServeConfig(docs=True),
+                               api_keys=[KEY])) as documented:
+        assert documented.get("/openapi.json").json()["info"]["title"] == "llmbook API"
+        assert documented.get("/docs").status_code == 200
 
 
 def test_tampered_model_refuses_to_start(model_dir, tmp_path, capsys):

@@ -32,7 +32,8 @@ def _serve(limits):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="error", lifespan="off",
-                                           http=guarded_protocol(limits)))
+                                           http=guarded_protocol(limits),
+                                           h11_max_incomplete_event_size=limits.max_header_bytes))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 20
@@ -109,3 +110,26 @@ def test_connections_beyond_the_cap_are_refused(serve):
     extra = socket.create_connection(("127.0.0.1", port), timeout=5)
     assert _closed(extra, wait=1.0)
     assert not any(_closed(s, wait=0.05) for s in held)
+
+
+def test_oversized_headers_get_431_and_normal_ones_pass(serve):
+    port = serve(max_header_bytes=4096)
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    client.request("POST", "/", body=b"ab", headers={"X-Filler": "y" * 20_000})
+    response = client.getresponse()
+    assert response.status == 431 and b"4096" in response.read()
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    client.request("POST", "/", body=b"ab", headers={"X-Filler": "y" * 2_000})
+    assert client.getresponse().status == 200
+    trickled = socket.create_connection(("127.0.0.1", port), timeout=5)  # headers in pieces
+    trickled.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    for _ in range(10):
+        trickled.sendall(b"X-Filler: " + b"y" * 1000 + b"\r\n")
+    assert trickled.recv(100).startswith(b"HTTP/1.1 431")
+
+
+def test_a_malformed_request_still_gets_400(serve):
+    port = serve()
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+    assert s.recv(100).startswith(b"HTTP/1.1 400")

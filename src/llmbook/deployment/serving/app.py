@@ -11,18 +11,21 @@ Endpoints:
 * ``POST /v1/generate`` (with ``--generate smollm2|DIR``) -- body ``{"prompt": "...",
   "max_new_tokens": 64, "stream": true, ...}``: the continuation, as one JSON answer or as
   server-sent events (:mod:`llmbook.deployment.serving.generation`).
+* ``GET /docs`` and ``/openapi.json`` only with ``--docs`` (``ServeConfig.docs``).
 * ``GET /healthz`` (process alive), ``GET /readyz`` (models loaded *and* warmed up),
   ``GET /metrics`` (Prometheus: requests by status, latency, batch sizes, queue depth, model;
   time to first token, tokens/s, generated tokens and running generations).
 
-Guards, in the order a request meets them: API key (``Authorization: Bearer KEY``; keys from
-``$LLMBOOK_API_KEYS``, comma-separated, or the file named by ``$LLMBOOK_API_KEYS_FILE``, one a
-line; compared in constant time; never logged) -> 401; per-key token-bucket rate limit -> 429
-with ``Retry-After``; body size -> 413; JSON and field checks -> 400/422 with a message saying
-what to fix; a bounded queue -> 503 with ``Retry-After`` when full.  Accepted requests wait in
-the queue and a single worker groups them into micro-batches (up to ``max_batch`` texts or
-``max_wait_ms``).  Request texts are logged only through
-:func:`llmbook.deployment.serving.privacy.mask_pii`.
+Guards, in the order a request meets them: at the connection, header and body deadlines, a
+connection cap and 431 for oversized headers (:mod:`llmbook.deployment.serving.guard`); API key
+(``Authorization: Bearer KEY``; keys from ``$LLMBOOK_API_KEYS``, comma-separated, or the file
+named by ``$LLMBOOK_API_KEYS_FILE``, one a line; compared as sha256 digests in constant time;
+never logged) -> 401; per-key token-bucket rate limit -> 429 with ``Retry-After``; body size ->
+413; JSON and field checks -> 400/422 with a message saying what to fix; a bounded queue -> 503
+with ``Retry-After`` when full. Accepted requests wait in the queue and a single worker groups
+them into micro-batches (up to ``max_batch`` texts or ``max_wait_ms``). Request texts are logged
+only through :func:`llmbook.deployment.serving.privacy.mask_pii`, masked before they are cut to
+200 characters.
 """
 
 from __future__ import annotations
@@ -184,7 +187,7 @@ def _add_sentiment_route(app, predictor: Predictor, config: ServeConfig, guard, 
                 raise RequestError(503, "model is still loading: retry shortly",
                                    {"Retry-After": "1"})
             log.info("key %s: %d text(s): %s", who, len(texts),
-                     [mask_pii(t[:200]) for t in texts[:4]])
+                     [mask_pii(t)[:200] for t in texts[:4]])
             future = request.app.state.batcher.submit(texts)
             try:
                 probabilities = await asyncio.wait_for(future, config.request_timeout_s)
@@ -223,7 +226,9 @@ def create_app(model_dir: str | Path | None, backend: str | None = None,
                         "backend": predictor.backend if predictor else "torch"})
     state = {"ready": False}
     guard = _guard(config, keys)
-    app = FastAPI(title="llmbook API",
+    # the schema and its pages say what the service accepts: only when asked (--docs)
+    docs = {} if config.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="llmbook API", **docs,
                   lifespan=_lifespan(predictor, generator, config, metrics, state))
     app.state.config, app.state.predictor, app.state.metrics = config, predictor, metrics
 
@@ -258,6 +263,8 @@ def run_server(model_dir: str | Path | None, backend: str | None = None,
     # limit_concurrency would count idle connections too, so the guard replaces it (guard.py).
     # Keep idle connections longer than clients do (httpx: 5 s), or a client may reuse a
     # connection at the very moment the server closes it.
+    limits = ConnectionLimits()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                http=guarded_protocol(ConnectionLimits()), timeout_keep_alive=15)
+                http=guarded_protocol(limits), timeout_keep_alive=15,
+                h11_max_incomplete_event_size=limits.max_header_bytes)
     return 0

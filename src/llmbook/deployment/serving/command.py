@@ -24,7 +24,7 @@ def _serve(args) -> int:
         return 2
     config = ServeConfig(max_batch=args.max_batch, queue_size=args.queue_size,
                          rate_per_second=args.rate_limit,
-                         rate_burst=max(1, int(2 * args.rate_limit)))
+                         rate_burst=max(1, int(2 * args.rate_limit)), docs=args.docs)
     generate_config = GenerateConfig(max_streams=args.max_streams)
     return run_server(args.model, backend=args.backend, host=args.host, port=args.port,
                       config=config, generate=args.generate, generate_config=generate_config)
@@ -51,5 +51,7 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
                    help="requests waiting for the model; beyond it new requests get 503")
     p.add_argument("--rate-limit", type=float, default=200.0, metavar="PER_SECOND",
                    help="requests per second per API key (bursts of twice that); beyond it 429")
+    p.add_argument("--docs", action="store_true",
+                   help="serve /docs and /openapi.json (off by default)")
     p.set_defaults(func=_serve)
     return p

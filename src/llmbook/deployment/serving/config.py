@@ -29,6 +29,8 @@ class ServeConfig:
     rate_burst: int = 400
     request_timeout_s: float = 30.0
     require_key: bool = True
+    #: serve /docs, /redoc and /openapi.json (off: they tell anyone what the service accepts)
+    docs: bool = False
 
     def __post_init__(self):
         small = [name for name in ("max_text_chars", "max_request_texts", "max_body_bytes",

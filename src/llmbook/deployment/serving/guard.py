@@ -9,6 +9,8 @@ swaps uvicorn's HTTP protocol for :class:`GuardedH11Protocol`, which
   it opened (slowloris), and one whose request body is not complete ``body_timeout`` seconds
   after its headers (the app sees a disconnect);
 * refuses connections beyond ``max_connections`` at once (idle ones are cheap, but not free);
+* answers ``431 Request Header Fields Too Large`` to request headers over ``max_header_bytes``
+  (uvicorn alone accepts any that arrive in one piece and answers 400 to the rest);
 
 so bounding requests in flight is left to the app (its queue answers 503 when full), where an
 idle socket does not count.
@@ -29,6 +31,7 @@ class ConnectionLimits:
     header_timeout: float = 5.0
     body_timeout: float = 15.0
     max_connections: int = 4096
+    max_header_bytes: int = 8192
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -52,6 +55,28 @@ class GuardedH11Protocol(H11Protocol):
             self._deadline = self.loop.call_later(self.limits.body_timeout, self._too_slow,
                                                   h11.SEND_BODY)
 
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE:  # still reading a request's headers
+            pending = self.conn.trailing_data[0] + data
+            end = pending.find(b"\r\n\r\n")
+            if (end if end >= 0 else len(pending)) > self.limits.max_header_bytes:
+                return self._refuse_headers()
+        super().data_received(data)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request h11 cannot parse; 431 when the headers are too big."""
+        if len(self.conn.trailing_data[0]) > self.limits.max_header_bytes:
+            return self._refuse_headers()
+        super().send_400_response(msg)
+
+    def _refuse_headers(self) -> None:
+        """431 and close (written raw: h11 sends no response before it has read a request)."""
+        body = f"request headers over {self.limits.max_header_bytes} bytes\n".encode()
+        self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                             b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+                             b"content-length: %d\r\n\r\n%s" % (len(body), body))
+        self.transport.close()
+
     def on_response_complete(self) -> None:
         self._cancel_deadline()  # between requests uvicorn's keep-alive timeout applies
         super().on_response_complete()
@@ -74,5 +99,6 @@ class GuardedH11Protocol(H11Protocol):
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[GuardedH11Protocol]:
-    """:class:`GuardedH11Protocol` with ``limits`` (uvicorn takes a class, not an instance)."""
+    """:class:`GuardedH11Protocol` with ``limits`` (uvicorn takes a class, not an instance);
+    pass ``h11_max_incomplete_event_size=limits.max_header_bytes`` to uvicorn with it."""
     return type("GuardedH11Protocol", (GuardedH11Protocol,), {"limits": limits})

@@ -32,10 +32,12 @@ def key_id(key: str) -> str:
 
 
 def match_key(presented: str, keys: list[str]) -> str | None:
-    """The key equal to ``presented`` (constant-time comparisons against every key)."""
+    """The key equal to ``presented``: sha256 digests compared in constant time against every
+    key, so neither the time taken nor an early exit tells a key's length or prefix."""
+    digest = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()
     found = None
     for key in keys:
-        if hmac.compare_digest(presented.encode(), key.encode()):
+        if hmac.compare_digest(digest, hashlib.sha256(key.encode()).digest()):
             found = key
     return found
 
