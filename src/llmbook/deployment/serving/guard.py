@@ -10,7 +10,8 @@ swaps uvicorn's HTTP protocol for :class:`GuardedH11Protocol`, which
   after its headers (the app sees a disconnect);
 * refuses connections beyond ``max_connections`` at once (idle ones are cheap, but not free);
 * answers ``431 Request Header Fields Too Large`` to request headers over ``max_header_bytes``
-  (uvicorn alone accepts any that arrive in one piece and answers 400 to the rest);
+  (checked as bytes arrive, before h11 parses them; uvicorn alone accepts any that arrive in
+  one piece and answers 400 to the rest);
 
 so bounding requests in flight is left to the app (its queue answers 503 when full), where an
 idle socket does not count.
@@ -62,12 +63,6 @@ class GuardedH11Protocol(H11Protocol):
             if (end if end >= 0 else len(pending)) > self.limits.max_header_bytes:
                 return self._refuse_headers()
         super().data_received(data)
-
-    def send_400_response(self, msg: str) -> None:
-        """uvicorn's answer to a request h11 cannot parse; 431 when the headers are too big."""
-        if len(self.conn.trailing_data[0]) > self.limits.max_header_bytes:
-            return self._refuse_headers()
-        super().send_400_response(msg)
 
     def _refuse_headers(self) -> None:
         """431 and close (written raw: h11 sends no response before it has read a request)."""
