@@ -37,6 +37,7 @@ from llmbook.adaptation.peft_methods import (
     comparison_table,
     training_cost,
 )
+from llmbook.adaptation.training_data import DataRecipe
 from llmbook.adaptation.transfer import (
     REPLAY_SHARE,
     TASK_LABELS,
@@ -70,6 +71,7 @@ __all__ = [
     "CLOZE_TEMPLATE",
     "CLOZE_WORDS",
     "CONTENT_FREE",
+    "DataRecipe",
     "FinetuneSpec",
     "LEARNING_RATES",
     "LinearProbe",

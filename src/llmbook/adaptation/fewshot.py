@@ -18,6 +18,7 @@ import pandas as pd
 
 from llmbook.adaptation.baselines import LinearProbe
 from llmbook.adaptation.finetune import FinetuneSpec, finetune
+from llmbook.adaptation.training_data import DataRecipe
 from llmbook.core.profiles import Profile
 from llmbook.data.corpora import load_sentiment, sample_per_class, subsample
 from llmbook.training.evaluation import classification_metrics
@@ -36,7 +37,7 @@ def few_shot_spec(profile: Profile, k: int, seed: int, method: str = "full") -> 
     steps = max(profile.few_shot_min_steps, EPOCHS * math.ceil(2 * k / batch_size))
     spec = FinetuneSpec.from_profile(TASK, profile, method=method, seed=seed,
                                      batch_size=batch_size, max_steps=steps, eval_every=steps)
-    return replace(spec, shots_per_class=k)
+    return replace(spec, data=DataRecipe(shots_per_class=k))
 
 
 def fine_tuning_curve(profile: Profile, method: str, ks: Sequence[int] | None = None,

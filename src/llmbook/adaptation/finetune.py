@@ -16,18 +16,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
-from datasets import DatasetDict, concatenate_datasets
+from datasets import DatasetDict
 from transformers import set_seed
 
 from llmbook import __version__
 from llmbook.adaptation.peft_methods import LEARNING_RATES
+from llmbook.adaptation.training_data import DataRecipe
 from llmbook.core.profiles import Profile
 from llmbook.core.runs import METRICS_FILE, Run, cached_run, drop_unset
-from llmbook.core.utils import Timer
-from llmbook.data.corpora import limit_sizes, load_sentiment, sample_per_class, subsample
 from llmbook.data.tokenization import tokenize_dataset
 from llmbook.models.adapters import (
-    adapt,
+    AdapterSpec,
     adapter_bytes,
     check_method,
     count_parameters,
@@ -36,7 +35,6 @@ from llmbook.models.adapters import (
 )
 from llmbook.models.inference import load_for_inference
 from llmbook.models.loading import load_classifier, load_tokenizer
-from llmbook.training.augmentation import augment_dataset, make_augmenter
 from llmbook.training.config import TrainConfig
 from llmbook.training.evaluation import evaluate_classifier
 from llmbook.training.loop import train
@@ -53,7 +51,11 @@ ADDED_TRAIN_OPTIONS: dict = {"adversarial_epsilon": 0.0}
 
 @dataclass(frozen=True)
 class FinetuneSpec:
-    """Everything that determines a fine-tuning run (and so its cache key)."""
+    """Everything that determines a fine-tuning run (and so its cache key): the task and
+    model, the profile's sizes, the training loop's settings, and two composed parts --
+    which weights train (:class:`~llmbook.models.adapters.AdapterSpec`, chapter 10) and how
+    the training set is made (:class:`~llmbook.adaptation.training_data.DataRecipe`,
+    chapters 11-13)."""
 
     task: str
     model_name: str
@@ -63,20 +65,8 @@ class FinetuneSpec:
     train: TrainConfig = field(default_factory=TrainConfig)
     #: hidden and attention dropout of the classifier; None keeps the model's own (chapter 13)
     dropout: float | None = None
-    #: training-set augmentation (chapter 13): None, "eda" or "mlm"
-    #: (:mod:`llmbook.training.augmentation`),
-    #: one augmented copy of every training example; "mlm" samples from ``augment_model``
-    augment: str | None = None
-    augment_model: str | None = None
-    #: "full" or a parameter-efficient method of llmbook.models.adapters (chapter 10); rank for
-    #: (Ada)LoRA
-    method: str = "full"
-    rank: int = 8
-    #: few-shot training set (chapter 11): this many examples per class, drawn with the seed
-    shots_per_class: int | None = None
-    #: rehearsal (chapter 12): mix ``replay_size`` training examples of an earlier task in
-    replay_task: str | None = None
-    replay_size: int = 0
+    adapter: AdapterSpec = field(default_factory=AdapterSpec)
+    data: DataRecipe = field(default_factory=DataRecipe)
 
     @classmethod
     def from_profile(cls, task: str, profile: Profile, model_name: str | None = None,
@@ -97,7 +87,7 @@ class FinetuneSpec:
         return cls(task=task, model_name=model_name or profile.model_name,
                    max_length=profile.max_length, train_size=profile.train_size,
                    eval_size=profile.eval_size, train=replace(config, **train_overrides),
-                   method=check_method(method), rank=rank)
+                   adapter=AdapterSpec(method, rank))
 
     def total_steps(self, train_examples: int) -> int:
         """Optimizer steps the run will take on ``train_examples`` examples."""
@@ -107,8 +97,16 @@ class FinetuneSpec:
         return config.max_steps or per_epoch * config.epochs
 
     def cache_config(self) -> dict:
-        """The spec as a dict, minus settings that do not change the result."""
-        spec = drop_unset(asdict(self), ADDED_SPEC_OPTIONS)
+        """The spec as a dict, minus settings that do not change the result.
+
+        The composed parts are flattened into it (``method``, ``rank``, ``augment``, ...), as
+        the spec's options were stored before they were grouped: the keys of the runs in the
+        cache did not change.
+        """
+        flat = {name: value for name, value in asdict(self).items()
+                if name not in ("adapter", "data")}
+        flat |= asdict(self.adapter) | asdict(self.data)
+        spec = drop_unset(flat, ADDED_SPEC_OPTIONS)
         spec["train"] = drop_unset(self.train.result_fields(), ADDED_TRAIN_OPTIONS)
         for name in ("model_name", "augment_model"):
             if spec.get(name) is not None:
@@ -135,31 +133,16 @@ def finetune(spec: FinetuneSpec, out: str | Path | None = None, force: bool = Fa
 
 
 def prepare_splits(spec: FinetuneSpec) -> tuple[DatasetDict, float]:
-    """The spec's splits: profile sizes, rehearsal data mixed in, k shots, augmentation.
-
-    Returns the splits and the seconds augmentation took.
-    """
-    splits = limit_sizes(load_sentiment(spec.task), spec.train_size, spec.eval_size)
-    if spec.replay_task:
-        earlier = subsample(load_sentiment(spec.replay_task)["train"], spec.train_size)
-        splits["train"] = concatenate_datasets([splits["train"],
-                                                subsample(earlier, spec.replay_size)])
-    if spec.shots_per_class:
-        splits["train"] = sample_per_class(splits["train"], spec.shots_per_class,
-                                           seed=spec.train.seed)
-    if not spec.augment:
-        return splits, 0.0
-    with Timer() as timer:
-        augmenter = make_augmenter(spec.augment, spec.model_name, spec.augment_model)
-        splits["train"] = augment_dataset(splits["train"], augmenter, seed=spec.train.seed)
-    return splits, timer.seconds
+    """The spec's splits as its data recipe makes them, and the seconds augmentation took."""
+    return spec.data.build(spec.task, spec.train_size, spec.eval_size,
+                           model_name=spec.model_name, seed=spec.train.seed)
 
 
 def build_model(spec: FinetuneSpec, train_examples: int):
     """The classifier to train: the spec's model with its dropout, adapted by its method."""
     set_seed(spec.train.seed)
     model = load_classifier(num_labels=2, name=spec.model_name, dropout=spec.dropout)
-    return adapt(model, spec.method, rank=spec.rank, total_steps=spec.total_steps(train_examples))
+    return spec.adapter.apply(model, total_steps=spec.total_steps(train_examples))
 
 
 def _train_run(spec: FinetuneSpec, directory: Path) -> dict:
@@ -167,14 +150,12 @@ def _train_run(spec: FinetuneSpec, directory: Path) -> dict:
     splits, augment_seconds = prepare_splits(spec)
     tokenizer = load_tokenizer(spec.model_name)
     tokenizer.model_max_length = spec.max_length  # saved with the model: inference truncates alike
-    # a few-shot run trains a fixed budget and keeps its final weights (chapter 11): a large
-    # validation set would not exist in a real few-shot setting, so none is used
-    used = ("train",) if spec.shots_per_class else ("train", "validation")
+    used = ("train", "validation") if spec.data.has_validation else ("train",)
     encoded = {name: tokenize_dataset(splits[name], tokenizer, spec.max_length) for name in used}
     model = build_model(spec, len(splits["train"]))
-    if spec.method != "full":
+    if not spec.adapter.is_full:
         directory.mkdir(parents=True, exist_ok=True)
-        save_record(directory, spec.method, spec.model_name)
+        save_record(directory, spec.adapter.method, spec.model_name)
     train(model, tokenizer, encoded["train"], encoded.get("validation"),
           replace(spec.train, output_dir=str(directory)), step_hooks=step_hooks(model))
     test_metrics, _ = evaluate_classifier(model, tokenizer, splits["test"], spec.max_length,

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from llmbook.adaptation.finetune import FinetuneSpec, finetune
+from llmbook.adaptation.training_data import DataRecipe
 from llmbook.core.profiles import Profile
 from llmbook.core.runs import Run
 from llmbook.data.corpora import load_sentiment, subsample
@@ -95,8 +96,8 @@ def continual_runs(profile: Profile, first: str = "imdb", second: str = "tweets"
     from_first = {"model_name": str(stage_one.model_dir)}
     replay = round(REPLAY_SHARE * (profile.task_train_size or len(load_sentiment(first)["train"])))
     sequential = finetune(task_spec(profile, second, **from_first))
-    rehearsal = finetune(replace(task_spec(profile, second, **from_first), replay_task=first,
-                                 replay_size=replay))
+    rehearsal = finetune(replace(task_spec(profile, second, **from_first),
+                                 data=DataRecipe(replay_task=first, replay_size=replay)))
     return {"stage one": stage_one, "sequential": sequential, "rehearsal": rehearsal}
 
 

@@ -6,6 +6,7 @@ from llmbook.models.adapters import (
     ADAPTER_RECORD,
     METHODS,
     PREFIX_WEIGHTS,
+    AdapterSpec,
     PrefixTuning,
     adalora_ranks,
     adapt,
@@ -69,6 +70,7 @@ from llmbook.models.transformer import (
 
 __all__ = [
     "ADAPTER_RECORD",
+    "AdapterSpec",
     "ENCODER_PACKAGE",
     "LayerWeights",
     "Linear",

@@ -1,6 +1,7 @@
 """Parameter-efficient fine-tuning: LoRA, AdaLoRA, prefix, prompt and IA3 (chapter 10).
 
-Chapters 11-13 reuse it through ``FinetuneSpec(method=...)``.  Every method freezes the
+Chapters 11-13 reuse it through a fine-tuning spec's :class:`AdapterSpec`.  Every method
+freezes the
 pretrained encoder and trains a small set of new parameters plus the classification head
 (the head is new, so it always trains; `peft` calls it a module to save).
 
@@ -22,6 +23,7 @@ import json
 import math
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -52,6 +54,26 @@ def check_method(method: str) -> str:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     return method
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """Which weights a fine-tuning run trains: ``"full"`` (all of them) or one of the
+    parameter-efficient ``METHODS``, with ``rank`` for (Ada)LoRA (chapter 10)."""
+
+    method: str = "full"
+    rank: int = 8
+
+    def __post_init__(self):
+        check_method(self.method)
+
+    @property
+    def is_full(self) -> bool:
+        return self.method == "full"
+
+    def apply(self, model, total_steps: int | None = None):
+        """``model`` adapted by this spec (:func:`adapt`)."""
+        return adapt(model, self.method, rank=self.rank, total_steps=total_steps)
 
 
 def peft_config(method: str, *, rank: int = 8, total_steps: int | None = None,

@@ -1,11 +1,14 @@
 """The fine-tuning recipe's bookkeeping: cache keys and the multi-seed summary."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from llmbook.adaptation import FinetuneSpec, seed_summary
-from llmbook.core import Run, get_profile
+from llmbook.adaptation import DataRecipe, FinetuneSpec, seed_summary
+from llmbook.core import Run, config_key, get_profile
+from llmbook.models import AdapterSpec
+from llmbook.training import TrainConfig
 
 
 def _run(seed, validation, test):
@@ -60,3 +63,35 @@ def test_options_added_later_enter_the_cache_key_only_when_set(monkeypatch):
     assert changed.cache_config()["train"]["seed"] == 1
     monkeypatch.delitem(ADDED_TRAIN_OPTIONS, "seed")
     assert spec.cache_config() == before
+
+
+#: Keys computed by the code before the spec's options were grouped into an AdapterSpec and a
+#: DataRecipe (commit e276b19): grouping them must not orphan a single run in ``runs/``.
+KEYS_BEFORE_GROUPING = {
+    "base": "ef2d041b275d", "lora": "1fb4688f9967", "lora_r4": "1b8967891288",
+    "shots": "4c8b5344f360", "replay": "c071dab4aa32", "eda": "374b6fe976cf",
+    "mlm": "a72379349636", "dropout": "1151572a225b",
+}
+
+
+def test_composed_parts_keep_the_cache_keys_of_the_flat_spec():
+    base = FinetuneSpec(task="rotten_tomatoes", model_name="minilm", max_length=64,
+                        train_size=None, eval_size=None,
+                        train=TrainConfig(epochs=3, batch_size=32, learning_rate=1e-4))
+    specs = {
+        "base": base,
+        "lora": replace(base, adapter=AdapterSpec("lora")),
+        "lora_r4": replace(base, adapter=AdapterSpec("lora", rank=4)),
+        "shots": replace(base, data=DataRecipe(shots_per_class=8)),
+        "replay": replace(base, data=DataRecipe(replay_task="imdb", replay_size=100)),
+        "eda": replace(base, data=DataRecipe(augment="eda")),
+        "mlm": replace(base, data=DataRecipe(augment="mlm", augment_model="some/model")),
+        "dropout": replace(base, dropout=0.3),
+    }
+    keys = {name: config_key(spec.cache_config()) for name, spec in specs.items()}
+    assert keys == KEYS_BEFORE_GROUPING
+
+
+def test_adapter_spec_refuses_an_unknown_method_in_one_line():
+    with pytest.raises(ValueError, match="unknown method 'lorra': choose one of full, lora"):
+        AdapterSpec("lorra")

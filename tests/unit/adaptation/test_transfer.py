@@ -1,10 +1,12 @@
 """The tweets task, rehearsal and the continual-learning bookkeeping (chapter 12)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from llmbook.adaptation import FinetuneSpec, finetune, forgetting, task_spec
+from llmbook.adaptation import DataRecipe, FinetuneSpec, finetune, forgetting, task_spec
 from llmbook.core import get_profile
 from llmbook.data import load_sentiment
 
@@ -25,7 +27,7 @@ def test_tweets_task_is_balanced_and_its_splits_disjoint(tweets):
 def test_rehearsal_mixes_the_replay_buffer_into_training(tmp_path):
     profile = get_profile("smoke")
     spec = FinetuneSpec.from_profile("tweets", profile, epochs=1)
-    with_replay = FinetuneSpec(**{**spec.__dict__, "replay_task": "imdb", "replay_size": 16})
+    with_replay = replace(spec, data=DataRecipe(replay_task="imdb", replay_size=16))
     run = finetune(with_replay, out=tmp_path)
     assert run.metrics["train_examples"] == profile.train_size + 16
 
@@ -34,7 +36,7 @@ def test_task_spec_uses_the_chapter_sizes():
     profile = get_profile("cpu")
     spec = task_spec(profile, "imdb", method="lora")
     assert (spec.train_size, spec.eval_size) == (profile.task_train_size, profile.task_eval_size)
-    assert spec.method == "lora" and spec.train.epochs == 2
+    assert spec.adapter.method == "lora" and spec.train.epochs == 2
 
 
 def test_forgetting_is_the_drop_between_stages():

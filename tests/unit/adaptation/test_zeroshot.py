@@ -60,6 +60,6 @@ def test_k_shot_sampler_rejects_impossible_requests(labelled):
 def test_few_shot_spec_trains_a_fixed_budget():
     profile = get_profile("cpu")
     small, large = few_shot_spec(profile, 8, 0), few_shot_spec(profile, 128, 0, "lora")
-    assert small.shots_per_class == 8 and small.train.max_steps == profile.few_shot_min_steps
-    assert large.train.max_steps == 4 * 256 // 16 and large.method == "lora"
+    assert small.data.shots_per_class == 8 and small.train.max_steps == profile.few_shot_min_steps
+    assert large.train.max_steps == 4 * 256 // 16 and large.adapter.method == "lora"
     assert small.train.eval_every == small.train.max_steps  # one evaluation, at the end

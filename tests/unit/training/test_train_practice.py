@@ -11,7 +11,7 @@ import torch
 from datasets import Dataset
 from transformers import BertConfig, BertForSequenceClassification, set_seed
 
-from llmbook.adaptation import FinetuneSpec
+from llmbook.adaptation import DataRecipe, FinetuneSpec
 from llmbook.core import Run, get_profile
 from llmbook.data import tokenize_dataset
 from llmbook.models import load_classifier, load_tokenizer
@@ -144,7 +144,7 @@ def test_new_options_enter_the_cache_key_only_when_set():
     assert "dropout" not in key and "augment" not in key
     assert "adversarial_epsilon" not in key["train"]
     assert replace(spec, dropout=0.3).cache_config()["dropout"] == 0.3
-    assert replace(spec, augment="eda").cache_config()["augment"] == "eda"
+    assert replace(spec, data=DataRecipe(augment="eda")).cache_config()["augment"] == "eda"
     fgm = FinetuneSpec.from_profile("rotten_tomatoes", get_profile("smoke"),
                                     adversarial_epsilon=1.0)
     assert fgm.cache_config()["train"]["adversarial_epsilon"] == 1.0
