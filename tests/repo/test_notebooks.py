@@ -2,6 +2,7 @@
 introduction), the Colab/Binder set-up cell then the profile first, run in the llmbook
 kernel."""
 
+import ast
 import json
 import posixpath
 import re
@@ -119,3 +120,51 @@ def test_the_introduction_lists_every_chapter_of_the_toc():
         assert not missing, f"{intro.name} does not link {missing} (part {part['caption']!r})"
     listed = set(_toc_files(toc["parts"]))
     assert linked <= listed, f"{intro.name} links pages not in _toc.yml: {linked - listed}"
+
+
+# Bookkeeping cells -- a batch of glue calls, or nothing but asserts -- stay in the notebook
+# (they keep the prose's numbers honest) but are hidden on the site by one of these tags.
+HIDING_TAGS = {"remove-input", "hide-input", "hide-cell", "remove-cell"}
+GLUE = re.compile(r"\bglue\(")
+
+
+def _is_bookkeeping(source: str) -> bool:
+    if len(GLUE.findall(source)) >= 3:
+        return True
+    body = ast.parse(source).body  # comments and blank lines leave no statement
+    return bool(body) and all(isinstance(statement, ast.Assert) for statement in body)
+
+
+def untagged_bookkeeping_cells(path: Path) -> list[str]:
+    """Ids of the code cells of ``path`` that are bookkeeping but carry no hiding tag."""
+    return [cell["id"] for cell in _code_cells(path)
+            if _is_bookkeeping("".join(cell["source"]))
+            and not HIDING_TAGS & set(cell["metadata"].get("tags", []))]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_bookkeeping_cells_are_hidden_on_the_site(path):
+    untagged = untagged_bookkeeping_cells(path)
+    assert not untagged, (
+        f"{path.name}: cells {untagged} glue three or more values or only assert: tag them "
+        f"with one of {sorted(HIDING_TAGS)} (hide-cell keeps them one click away)")
+
+
+def test_the_bookkeeping_check_finds_untagged_cells(tmp_path):
+    def cell(cell_id, source, tags=None):
+        return {"cell_type": "code", "execution_count": None, "id": cell_id,
+                "metadata": {"tags": tags} if tags else {}, "outputs": [], "source": source}
+    cells = [
+        cell("glues", 'glue("a", 1)\nglue("b", 2)\nglue("c", 3)\n'),
+        cell("asserts", "# the check\nassert 1 < 2\n\nassert (2 <\n        3)\n"),
+        cell("hidden", "assert True\n", ["hide-cell"]),
+        cell("removed", 'glue("a", 1)\nglue("b", 2)\nglue("c", 3)\n', ["remove-input"]),
+        cell("two-glues", 'glue("a", 1)\nglue("b", 2)\n'),
+        cell("logic", "x = 1\nassert x == 1\n"),
+        cell("comment", "# nothing to run\n"),
+        {"cell_type": "markdown", "id": "prose", "metadata": {}, "source": "assert it\n"},
+    ]
+    path = tmp_path / "synthetic.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4,
+                                "nbformat_minor": 5}))
+    assert untagged_bookkeeping_cells(path) == ["glues", "asserts"]
