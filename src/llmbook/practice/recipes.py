@@ -9,11 +9,37 @@ the baseline, and the time cost as a ratio to the baseline's.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
+from llmbook.adaptation.finetune import FinetuneSpec
+from llmbook.core.profiles import Profile
 from llmbook.core.runs import Run
+
+
+def practice_spec_for(profile: Profile, task: str = "rotten_tomatoes", **train_overrides
+                  ) -> FinetuneSpec:
+    """The chapter's baseline recipe: the profile's model on its small practice subsets (small
+    enough to overfit), at the practice learning rate unless ``train_overrides`` sets one,
+    logging every step."""
+    train_overrides.setdefault("learning_rate", profile.practice_learning_rate)
+    spec = FinetuneSpec.from_profile(task, profile, epochs=profile.practice_epochs,
+                                     batch_size=profile.practice_batch_size, log_every=1,
+                                     **train_overrides)
+    return replace(spec, train_size=profile.practice_train_size,
+                   eval_size=profile.practice_eval_size)
+
+
+def final_loss(run: Run, last: int = 3) -> float:
+    """Mean training loss of the ``last`` logged steps (one step's loss is noisy)."""
+    return float(np.mean([row["loss"] for row in run.metrics["train_log"][-last:]]))
+
+
+def loss_drop(run: Run) -> float:
+    """How far training loss fell: the first logged step's loss minus :func:`final_loss`."""
+    return run.metrics["train_log"][0]["loss"] - final_loss(run)
 
 
 def run_seconds(run: Run) -> float:
