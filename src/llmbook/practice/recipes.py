@@ -19,8 +19,8 @@ from llmbook.core.profiles import Profile
 from llmbook.core.runs import Run
 
 
-def practice_spec_for(profile: Profile, task: str = "rotten_tomatoes", **train_overrides
-                  ) -> FinetuneSpec:
+def practice_spec_for(profile: Profile, task: str = "rotten_tomatoes",
+                      **train_overrides) -> FinetuneSpec:
     """The chapter's baseline recipe: the profile's model on its small practice subsets (small
     enough to overfit), at the practice learning rate unless ``train_overrides`` sets one,
     logging every step."""
