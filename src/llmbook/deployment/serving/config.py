@@ -7,6 +7,8 @@ import logging
 import unicodedata
 from dataclasses import dataclass
 
+from starlette.requests import ClientDisconnect
+
 log = logging.getLogger("llmbook.deployment.serving.app")
 
 
@@ -73,11 +75,14 @@ async def read_body(request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_big
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_big
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or cut off by the guard's body deadline: not our fault
+        raise RequestError(400, "the connection closed before the body was complete") from None
     return b"".join(chunks)
 
 
