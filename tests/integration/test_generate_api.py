@@ -10,7 +10,7 @@ import httpx
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from test_serve import AUTH, KEY, LiveServer
+from serve_helpers import AUTH, KEY, LiveServer
 
 from llmbook.cli import main
 from llmbook.deployment import (

@@ -5,13 +5,12 @@ import asyncio
 import json
 import logging
 import shutil
-import socket
-import threading
 import time
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from serve_helpers import AUTH, KEY, LiveServer, burst, post, slow_down
 
 from llmbook.cli import main
 from llmbook.deployment import (
@@ -22,30 +21,16 @@ from llmbook.deployment import (
     open_loop,
     replicas_needed,
     run_sync,
-    write_manifest,
 )
 from llmbook.deployment.serving import ServeConfig, StartupError, create_app, load_api_keys
 
-KEY = "test-key-0123456789"
-AUTH = {"Authorization": f"Bearer {KEY}"}
 SMALL = ServeConfig(max_text_chars=100, max_request_texts=4, max_body_bytes=2_000)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tiny_classifier_dir, tmp_path_factory):
-    directory = tiny_classifier_dir(tmp_path_factory.mktemp("served"))
-    write_manifest(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")
 def client(model_dir):
     with TestClient(create_app(model_dir, config=SMALL, api_keys=[KEY, "other-key"])) as c:
         yield c
-
-
-def post(client, body, headers=AUTH, **kwargs):
-    return client.post("/v1/sentiment", headers=headers, **({"json": body} | kwargs))
 
 
 def test_one_text_and_a_batch(client):
@@ -251,53 +236,6 @@ def test_onnx_backend(model_dir, tmp_path):
 
 
 # ----------------------------------------------------------------------------- real server
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class LiveServer:
-    """uvicorn in a background thread on a free local port."""
-
-    def __init__(self, app):
-        import uvicorn
-
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
-async def burst(url, n, texts_per_request=1):
-    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as client:
-        requests = [client.post("/v1/sentiment", json={"texts": ["a fine film"] *
-                                                       texts_per_request}) for _ in range(n)]
-        return await asyncio.gather(*requests)
-
-
-def slow_down(app, seconds):
-    predictor = app.state.predictor
-    predict = predictor.predict
-
-    def slow(texts):
-        time.sleep(seconds)
-        return predict(texts)
-
-    predictor.predict = slow
-
-
 def test_concurrent_requests_are_micro_batched(model_dir):
     app = create_app(model_dir, config=ServeConfig(max_wait_ms=20, max_batch=32),
                      api_keys=[KEY])

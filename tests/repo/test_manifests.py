@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from llmbook.deployment import write_manifest
 from llmbook.deployment.serving import KEYS_VARIABLE, create_app
+from llmbook.deployment.serving.probes import PROBE_PORT
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S = {path.stem: yaml.safe_load(path.read_text()) for path in (DEPLOY / "k8s").glob("*.yaml")}
@@ -30,8 +31,9 @@ def served(tiny_classifier_dir, tmp_path_factory):
         client.post("/v1/sentiment", json={"text": "x"}, headers={"Authorization": "Bearer k"})
         metrics = client.get("/metrics").text
     routes = {route.path for route in app.routes}
+    probe_routes = {route.path for route in app.state.probe_app.routes}
     names = set(re.findall(r"^(llmbook_\w+?)(?:_bucket|_sum|_count)?[{ ]", metrics, re.M))
-    return routes, names | set(re.findall(r"^(llmbook_\w+)[{ ]", metrics, re.M))
+    return routes, names | set(re.findall(r"^(llmbook_\w+)[{ ]", metrics, re.M)), probe_routes
 
 
 def container():
@@ -62,21 +64,29 @@ def test_pods_drain_and_run_locked_down():
     assert K8S["pdb"]["spec"]["minAvailable"] < K8S["deployment"]["spec"]["replicas"]
     policy = K8S["networkpolicy"]["spec"]
     assert policy["podSelector"]["matchLabels"] == labels and policy["egress"] == []
-    assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == ["http"]
+    api, probes = policy["ingress"]
+    assert [p["port"] for p in api["ports"]] == ["http"] and "from" not in api
+    assert [p["port"] for p in probes["ports"]] == ["probes"] and probes["from"]
+    # the root file system is read-only: the verified copy of the model needs a writable /tmp
+    mounts = {m["mountPath"]: m["name"] for m in container()["volumeMounts"]}
+    assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == mounts["/tmp"])
 
 
-def test_deployment_probes_hit_real_endpoints(served):
-    routes, _ = served
+def test_probes_and_scrapes_hit_real_endpoints_on_the_probe_port(served):
+    routes, probe_routes = served[0], served[2]
     api = container()
     port_names = {p["name"]: p["containerPort"] for p in api["ports"]}
+    assert port_names["probes"] == PROBE_PORT
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz"),
                         ("startupProbe", "/readyz")):
         get = api[probe]["httpGet"]
-        assert get["path"] == path and path in routes
-        assert get["port"] in port_names
-    assert "/v1/sentiment" in routes and "/metrics" in routes
-    template = K8S["deployment"]["spec"]["template"]
-    assert template["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+        assert get["path"] == path and path in probe_routes
+        assert get["port"] == "probes"
+    assert "/v1/sentiment" in routes and "/metrics" in probe_routes
+    assert "/v1/sentiment" not in probe_routes
+    annotations = K8S["deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert int(annotations["prometheus.io/port"]) == PROBE_PORT
 
 
 def test_selectors_and_ports_line_up():
@@ -105,11 +115,13 @@ def test_dockerfile_serves_the_manifest_port():
     assert f"EXPOSE {port}" in dockerfile
     cmd = re.search(r"^CMD (\[.*?\])$", dockerfile.replace("\\\n", ""), re.M | re.S).group(1)
     assert '"llmbook", "serve"' in cmd and f'"{port}"' in cmd and '"0.0.0.0"' in cmd
+    assert f'"--probe-port", "{PROBE_PORT}"' in cmd and f"EXPOSE {port} {PROBE_PORT}" in dockerfile
+    assert f"127.0.0.1:{PROBE_PORT}/healthz" in dockerfile  # the HEALTHCHECK, on the probe port
     assert "USER 10001" in dockerfile and KEYS_VARIABLE not in dockerfile.split("FROM")[1]
 
 
 def test_alert_rules_use_metrics_the_server_exports(served):
-    _, exported = served
+    _, exported, _ = served
     rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
     alerts = [rule for group in rules["groups"] for rule in group["rules"]]
     assert {r["alert"] for r in alerts} == {

@@ -43,9 +43,11 @@ from llmbook.deployment.loadtest import (
 )
 from llmbook.deployment.manifest import (
     MANIFEST,
-    METADATA_FILES,
     WEIGHT_SUFFIXES,
     ManifestError,
+    VerifiedModel,
+    manifest_key,
+    verified_copy,
     verify_manifest,
     write_manifest,
 )
@@ -95,7 +97,6 @@ __all__ = [
     "DistilSpec",
     "Distiller",
     "MANIFEST",
-    "METADATA_FILES",
     "ManifestError",
     "ModelDirError",
     "ONNX_FILE",
@@ -104,6 +105,7 @@ __all__ = [
     "ServerProcess",
     "THREADS",
     "Variant",
+    "VerifiedModel",
     "WEIGHT_SUFFIXES",
     "batching_gain",
     "benchmark_finetune",
@@ -129,6 +131,7 @@ __all__ = [
     "least_important_heads",
     "load_scorer",
     "magnitude_prune",
+    "manifest_key",
     "max_logit_difference",
     "model_dir_kind",
     "onnx_variant",
@@ -154,6 +157,7 @@ __all__ = [
     "torch_variant",
     "transfer_sentences",
     "transfer_set",
+    "verified_copy",
     "verify_manifest",
     "write_manifest",
 ]

@@ -70,6 +70,14 @@ def quantize_onnx_int8(source: str | Path, target: str | Path) -> Path:
     return Path(target)
 
 
+def source_files(model_dir: str | Path) -> dict[str, str]:
+    """sha256 of every file at the top of ``model_dir`` (what a loader can read there), by
+    name: a changed tokenizer or config makes a new export, not only changed weights.  Hidden
+    files (``.lock``-style bookkeeping of the runs cache) are left out: no loader reads them."""
+    return {p.name: file_sha256(p) for p in sorted(Path(model_dir).iterdir())
+            if p.is_file() and not p.name.startswith(".")}
+
+
 @contextmanager
 def _quiet_logs(name: str):
     """Drop log records below ERROR from logger ``name`` ("" = root) while exporting.
@@ -89,16 +97,16 @@ def _quiet_logs(name: str):
 
 def cached_export(model_dir: str | Path, quantize: str | None = None,
                   heads: dict[int, list[int]] | None = None) -> Path:
-    """:func:`export_model` into the ``runs/`` cache, keyed by the source weights' sha256.
+    """:func:`export_model` into the ``runs/`` cache, keyed by the sha256 of every file of
+    ``model_dir`` (:func:`source_files`: weights, config, tokenizer, adapter, ...).
 
     ``heads`` (``{layer: [head, ...]}``) are removed with :func:`prune_heads` before export.
     A finished export (manifest present and valid) is reused.
     """
     model_dir = Path(model_dir)
-    weights = {p.name: file_sha256(p) for p in sorted(model_dir.glob("*.safetensors"))}
-    directory = run_dir("export", {"source": weights, "quantize": quantize, "torch":
-                                   torch.__version__, "heads": {str(k): v for k, v in
-                                                                (heads or {}).items()}})
+    directory = run_dir("export", {"files": source_files(model_dir), "quantize": quantize,
+                                   "torch": torch.__version__,
+                                   "heads": {str(k): v for k, v in (heads or {}).items()}})
     if (directory / MANIFEST).exists():
         verify_manifest(directory)
         return directory
@@ -131,7 +139,7 @@ def export_model(model_dir: str | Path, out: str | Path, quantize: str | None = 
     shutil.copy(model_dir / "config.json", out / "config.json")
     info = {"source": str(model_dir), "format": "onnx", "quantize": quantize or "none",
             "heads": count_heads(model), "layers": model.config.num_hidden_layers,
-            "source_sha256": {p.name: file_sha256(p) for p in model_dir.glob("*.safetensors")}}
+            "source_sha256": source_files(model_dir)}
     (out / "export.json").write_text(json.dumps(info, indent=2))
     write_manifest(out)
     return out

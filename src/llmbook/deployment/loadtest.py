@@ -39,11 +39,14 @@ class ServerProcess:
     """``llmbook serve`` in a child process (``start``/``stop``, or use it as a context manager)."""
 
     def __init__(self, model_dir: str | Path | None, *args: str, startup_timeout: float = 300):
-        self.key, self.port = secrets.token_urlsafe(24), free_port()
+        self.key, self.port, self.probe_port = secrets.token_urlsafe(24), free_port(), free_port()
+        while self.probe_port == self.port:
+            self.probe_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.probe_url = f"http://127.0.0.1:{self.probe_port}"  # /healthz, /readyz, /metrics
         model = ["--model", str(model_dir)] if model_dir is not None else []
         self.command = [sys.executable, "-m", "llmbook", "serve", *model,
-                        "--port", str(self.port), *args]
+                        "--port", str(self.port), "--probe-port", str(self.probe_port), *args]
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
 

@@ -1,5 +1,6 @@
 """The service of chapter 15: the FastAPI app (``/v1/sentiment`` and ``/v1/generate`` with
-server-sent events), micro-batching, API keys and rate limits, masking personal data in logs."""
+server-sent events), micro-batching, API keys and rate limits, masking personal data in logs,
+probes and metrics on a port of their own."""
 
 from llmbook.deployment.serving.app import create_app, parse_texts, run_server
 from llmbook.deployment.serving.batching import MicroBatcher
@@ -19,6 +20,7 @@ from llmbook.deployment.serving.generation import (
 from llmbook.deployment.serving.metrics import Metrics
 from llmbook.deployment.serving.predictor import Predictor
 from llmbook.deployment.serving.privacy import mask_pii
+from llmbook.deployment.serving.probes import PROBE_PORT, ProbeServer, probe_app
 from llmbook.deployment.serving.security import (
     KEYS_FILE_VARIABLE,
     KEYS_VARIABLE,
@@ -43,6 +45,8 @@ __all__ = [
     "KEYS_VARIABLE",
     "Metrics",
     "MicroBatcher",
+    "PROBE_PORT",
+    "ProbeServer",
     "Predictor",
     "RateLimiter",
     "RequestError",
@@ -57,6 +61,7 @@ __all__ = [
     "match_key",
     "parse_generate_request",
     "parse_texts",
+    "probe_app",
     "read_body",
     "run_server",
     "sse",

@@ -12,9 +12,11 @@ Endpoints:
   "max_new_tokens": 64, "stream": true, ...}``: the continuation, as one JSON answer or as
   server-sent events (:mod:`llmbook.deployment.serving.generation`).
 * ``GET /docs`` and ``/openapi.json`` only with ``--docs`` (``ServeConfig.docs``).
-* ``GET /healthz`` (process alive), ``GET /readyz`` (models loaded *and* warmed up),
-  ``GET /metrics`` (Prometheus: requests by status, latency, batch sizes, queue depth, model;
-  time to first token, tokens/s, generated tokens and running generations).
+* ``GET /healthz`` (the API's event loop runs), ``GET /readyz`` (models loaded *and* warmed
+  up, the micro-batch worker not hung), ``GET /metrics`` (Prometheus: requests by status,
+  latency, queue time and compute time, batch sizes, queue depth in requests and texts, model;
+  time to first token, tokens/s, generated tokens and running generations) -- also on a port of
+  their own with ``probe_port`` (:mod:`llmbook.deployment.serving.probes`).
 
 Guards, in the order a request meets them: at the connection, header and body deadlines, a
 connection cap and 431 for oversized headers (:mod:`llmbook.deployment.serving.guard`); API key
@@ -22,10 +24,11 @@ connection cap and 431 for oversized headers (:mod:`llmbook.deployment.serving.g
 named by ``$LLMBOOK_API_KEYS_FILE``, one a line; compared as sha256 digests in constant time;
 never logged) -> 401; per-key token-bucket rate limit -> 429 with ``Retry-After``; body size ->
 413; JSON and field checks -> 400/422 with a message saying what to fix; a bounded queue -> 503
-with ``Retry-After`` when full. Accepted requests wait in the queue and a single worker groups
-them into micro-batches (up to ``max_batch`` texts or ``max_wait_ms``). Request texts are logged
-only through :func:`llmbook.deployment.serving.privacy.mask_pii`, masked before they are cut to
-200 characters.
+with ``Retry-After`` when full (in requests or in texts), 429 when one key has too many texts
+waiting. Accepted requests wait in the queue and a single worker groups them into micro-batches
+(never over ``max_batch`` texts; :mod:`llmbook.deployment.serving.batching`). Request texts
+are logged only through :func:`llmbook.deployment.serving.privacy.mask_pii`, masked before they
+are cut to 200 characters.
 """
 
 from __future__ import annotations
@@ -43,8 +46,7 @@ from fastapi import (
     FastAPI,
     Request,  # at module level: FastAPI resolves the handlers' annotations here
 )
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import JSONResponse
 
 from llmbook.deployment.manifest import ManifestError
 from llmbook.deployment.serving.batching import MicroBatcher
@@ -62,6 +64,12 @@ from llmbook.deployment.serving.guard import ConnectionLimits, guarded_protocol
 from llmbook.deployment.serving.metrics import Metrics
 from llmbook.deployment.serving.predictor import Predictor
 from llmbook.deployment.serving.privacy import mask_pii
+from llmbook.deployment.serving.probes import (
+    ProbeServer,
+    add_probe_routes,
+    keep_beating,
+    probe_app,
+)
 from llmbook.deployment.serving.security import (
     KEYS_FILE_VARIABLE,
     KEYS_VARIABLE,
@@ -127,8 +135,9 @@ def _lifespan(predictor: Predictor | None, generator: TextGenerator | None, conf
     """Start the micro-batcher and warm the models up before the service reports ready."""
     @asynccontextmanager
     async def lifespan(app):
+        beat = asyncio.get_running_loop().create_task(keep_beating(state))
         if predictor is not None:
-            app.state.batcher = MicroBatcher(predictor, config, metrics)
+            app.state.batcher = state["batcher"] = MicroBatcher(predictor, config, metrics)
             app.state.batcher.start()
             predictor.predict(["warm-up text"] * min(config.max_batch, 8))  # first-call costs
         if generator is not None:
@@ -138,6 +147,7 @@ def _lifespan(predictor: Predictor | None, generator: TextGenerator | None, conf
         log.info("ready: %s", ", ".join(_versions(predictor, generator).values()))
         yield
         state["ready"] = False
+        beat.cancel()
         if predictor is not None:
             await app.state.batcher.stop()
         if generator is not None:
@@ -157,24 +167,6 @@ def _predictions(predictor: Predictor, probabilities) -> list[dict]:
             for p in probabilities]
 
 
-def _add_probes(app, reply, state: dict, versions: dict, metrics: Metrics) -> None:
-    """``/healthz`` (the process is up), ``/readyz`` (the models answer), ``/metrics``."""
-    @app.get("/healthz")
-    async def healthz():
-        return reply("/healthz", 200, {"status": "ok"})
-
-    @app.get("/readyz")
-    async def readyz():
-        if not state["ready"]:
-            return reply("/readyz", 503, {"status": "loading"})
-        return reply("/readyz", 200, {"status": "ready",
-                                      "model_version": versions.get("classifier"), **versions})
-
-    @app.get("/metrics")
-    async def prometheus_metrics():
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-
 def _add_sentiment_route(app, predictor: Predictor, config: ServeConfig, guard, reply,
                          metrics: Metrics, state: dict) -> None:
     @app.post("/v1/sentiment")
@@ -188,7 +180,7 @@ def _add_sentiment_route(app, predictor: Predictor, config: ServeConfig, guard, 
                                    {"Retry-After": "1"})
             log.info("key %s: %d text(s): %s", who, len(texts),
                      [mask_pii(t)[:200] for t in texts[:4]])
-            future = request.app.state.batcher.submit(texts)
+            future = request.app.state.batcher.submit(texts, who)
             try:
                 probabilities = await asyncio.wait_for(future, config.request_timeout_s)
             except TimeoutError:
@@ -222,9 +214,11 @@ def create_app(model_dir: str | Path | None, backend: str | None = None,
     generator = TextGenerator(generate) if generate is not None else None
     metrics = Metrics()
     metrics.queue_capacity.set(config.queue_size)
+    metrics.queue_text_capacity.set(config.queue_texts)
     metrics.model.info({**_versions(predictor, generator),
                         "backend": predictor.backend if predictor else "torch"})
-    state = {"ready": False}
+    state = {"ready": False, "loop_beat": None, "batcher": None}
+    versions = _versions(predictor, generator)
     guard = _guard(config, keys)
     # the schema and its pages say what the service accepts: only when asked (--docs)
     docs = {} if config.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
@@ -236,7 +230,8 @@ def create_app(model_dir: str | Path | None, backend: str | None = None,
         metrics.requests.labels(endpoint, str(status)).inc()
         return JSONResponse(content, status_code=status, headers=headers)
 
-    _add_probes(app, reply, state, _versions(predictor, generator), metrics)
+    add_probe_routes(app, reply, state, versions, metrics, config.stall_s)
+    app.state.probe_app = probe_app(state, versions, metrics, config.stall_s)
     if predictor is not None:
         _add_sentiment_route(app, predictor, config, guard, reply, metrics, state)
     if generator is not None:
@@ -248,13 +243,18 @@ def create_app(model_dir: str | Path | None, backend: str | None = None,
 def run_server(model_dir: str | Path | None, backend: str | None = None,
                host: str = "127.0.0.1", port: int = 8000, config: ServeConfig | None = None,
                generate: str | Path | None = None,
-               generate_config: GenerateConfig | None = None) -> int:
-    """Start uvicorn (blocking); returns 2 with a message if the server refuses to start."""
+               generate_config: GenerateConfig | None = None,
+               probe_port: int | None = None) -> int:
+    """Start uvicorn (blocking), and the probe server on ``probe_port`` if given; returns 2
+    with a message if the server refuses to start."""
     config = config or ServeConfig()
     generate_config = generate_config or GenerateConfig()
     try:
+        if probe_port is not None and probe_port == port:
+            raise StartupError(f"--probe-port {probe_port} is the API's port: choose another")
         app = create_app(model_dir, backend, config, generate=generate,
                          generate_config=generate_config)
+        probes = ProbeServer(app.state.probe_app, host, probe_port) if probe_port else None
     except (StartupError, ManifestError, FileNotFoundError) as err:
         print(f"error: refusing to start: {err}", file=sys.stderr)
         return 2
@@ -264,7 +264,13 @@ def run_server(model_dir: str | Path | None, backend: str | None = None,
     # Keep idle connections longer than clients do (httpx: 5 s), or a client may reuse a
     # connection at the very moment the server closes it.
     limits = ConnectionLimits()
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                http=guarded_protocol(limits), timeout_keep_alive=15,
-                h11_max_incomplete_event_size=limits.max_header_bytes)
+    if probes:
+        probes.start()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                    http=guarded_protocol(limits), timeout_keep_alive=15,
+                    h11_max_incomplete_event_size=limits.max_header_bytes)
+    finally:
+        if probes:
+            probes.stop()
     return 0

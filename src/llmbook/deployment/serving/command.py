@@ -4,7 +4,8 @@ the command line.
 * ``llmbook serve --model runs/rt-onnx`` -- ``POST /v1/sentiment`` for a classifier directory
   with a sha256 manifest (``llmbook export``);
 * ``llmbook serve --generate smollm2`` (or a directory from ``llmbook sft --export``) --
-  ``POST /v1/generate``; both flags together serve both endpoints.
+  ``POST /v1/generate``; both flags together serve both endpoints;
+* ``/healthz``, ``/readyz`` and ``/metrics`` on the API's port and on ``--probe-port`` (9000).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from llmbook.deployment.serving.app import run_server
 from llmbook.deployment.serving.config import ServeConfig
 from llmbook.deployment.serving.generation import GenerateConfig
+from llmbook.deployment.serving.probes import PROBE_PORT
 
 
 def _serve(args) -> int:
@@ -22,12 +24,18 @@ def _serve(args) -> int:
         print("error: give --model DIR (the sentiment classifier), --generate smollm2|DIR "
               "(a text generator) or both", file=sys.stderr)
         return 2
-    config = ServeConfig(max_batch=args.max_batch, queue_size=args.queue_size,
-                         rate_per_second=args.rate_limit,
-                         rate_burst=max(1, int(2 * args.rate_limit)), docs=args.docs)
+    try:
+        config = ServeConfig(max_batch=args.max_batch, queue_size=args.queue_size,
+                             queue_texts=args.queue_texts, key_queue_texts=args.key_queue_texts,
+                             rate_per_second=args.rate_limit,
+                             rate_burst=max(1, int(2 * args.rate_limit)), docs=args.docs)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     generate_config = GenerateConfig(max_streams=args.max_streams)
     return run_server(args.model, backend=args.backend, host=args.host, port=args.port,
-                      config=config, generate=args.generate, generate_config=generate_config)
+                      config=config, generate=args.generate, generate_config=generate_config,
+                      probe_port=args.probe_port or None)
 
 
 def add_serve_parser(subparsers) -> argparse.ArgumentParser:
@@ -45,10 +53,17 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
                    help="default: onnx if the directory holds model.onnx, else torch")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--probe-port", type=int, default=PROBE_PORT,
+                   help="/healthz, /readyz and /metrics also on this port, served apart from "
+                        "the API so that they answer during overload (0: none)")
     p.add_argument("--max-batch", type=int, default=32,
-                   help="texts per micro-batch (1 switches micro-batching off)")
+                   help="texts per model call at most (1 switches micro-batching off)")
     p.add_argument("--queue-size", type=int, default=32,
                    help="requests waiting for the model; beyond it new requests get 503")
+    p.add_argument("--queue-texts", type=int, default=256,
+                   help="texts waiting for the model; beyond it new requests get 503")
+    p.add_argument("--key-queue-texts", type=int, default=128,
+                   help="texts one API key may have waiting; beyond it 429")
     p.add_argument("--rate-limit", type=float, default=200.0, metavar="PER_SECOND",
                    help="requests per second per API key (bursts of twice that); beyond it 429")
     p.add_argument("--docs", action="store_true",

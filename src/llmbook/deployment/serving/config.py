@@ -7,6 +7,8 @@ import logging
 import unicodedata
 from dataclasses import dataclass
 
+from starlette.requests import ClientDisconnect
+
 log = logging.getLogger("llmbook.deployment.serving.app")
 
 
@@ -24,6 +26,13 @@ class ServeConfig:
     #: requests waiting for the model; when full, new requests get 503 at once.  It bounds the
     #: wait too: about queue_size / capacity seconds (so it must hold at least one micro-batch)
     queue_size: int = 32
+    #: texts waiting for the model (the work, whatever the request sizes): beyond it, 503
+    queue_texts: int = 256
+    #: texts one API key may have waiting: beyond it, 429 (no key can fill the queue alone)
+    key_queue_texts: int = 128
+    #: a model call running longer than this (seconds) means a hung worker: /readyz says 503;
+    #: the API's event loop not running for as long makes /healthz on the probe port say 503
+    stall_s: float = 10.0
     #: per API key: sustained requests per second, and burst size
     rate_per_second: float = 200.0
     rate_burst: int = 400
@@ -34,10 +43,17 @@ class ServeConfig:
 
     def __post_init__(self):
         small = [name for name in ("max_text_chars", "max_request_texts", "max_body_bytes",
-                                   "max_batch", "queue_size", "rate_burst")
+                                   "max_batch", "queue_size", "queue_texts", "key_queue_texts",
+                                   "rate_burst")
                  if getattr(self, name) < 1]
         if small:
             raise ValueError(f"ServeConfig: {', '.join(small)} must be at least 1")
+        if min(self.queue_texts, self.key_queue_texts) < self.max_request_texts:
+            raise ValueError(f"ServeConfig: queue_texts ({self.queue_texts}) and key_queue_texts"
+                             f" ({self.key_queue_texts}) must hold a request of max_request_"
+                             f"texts ({self.max_request_texts})")
+        if self.stall_s <= 0:
+            raise ValueError("ServeConfig: stall_s must be positive")
 
 
 class StartupError(RuntimeError):
@@ -59,11 +75,14 @@ async def read_body(request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_big
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_big
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or cut off by the guard's body deadline: not our fault
+        raise RequestError(400, "the connection closed before the body was complete") from None
     return b"".join(chunks)
 
 

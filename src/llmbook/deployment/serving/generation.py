@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from llmbook.deployment.manifest import ManifestError, verify_manifest
+from llmbook.deployment.manifest import ManifestError, verified_copy
 from llmbook.deployment.serving.config import (
     RequestError,
     StartupError,
@@ -118,17 +118,19 @@ class TextGenerator:
     """Tokenizer and causal LM: ``'smollm2'`` (packaged) or a directory with a sha256 manifest."""
 
     def __init__(self, name: str | Path):
-        name = str(name)
+        name = copy = str(name)
         try:
             if name == SMOLLM2:
                 self.tokenizer, self.model = load_generator()
                 self.version = SMOLLM2
-            else:
-                verify_manifest(name)
-                self.tokenizer, self.model = load_causal_lm(name)
+            else:  # loaded from a copy hashed as it was made: the bytes checked are loaded
+                with verified_copy(name) as verified:
+                    copy = str(verified.path)
+                    self.tokenizer, self.model = load_causal_lm(copy)
                 self.version = Path(name).name
         except SystemExit as err:  # load_causal_lm's one-line message
-            raise StartupError(str(err).removeprefix("error: ")) from None
+            message = str(err).removeprefix("error: ")
+            raise StartupError(message.replace(copy, name)) from None
         except ManifestError as err:
             raise StartupError(f"{name}: {err}") from None
         self.chat = bool(getattr(self.tokenizer, "chat_template", None))

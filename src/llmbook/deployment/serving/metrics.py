@@ -23,6 +23,22 @@ class Metrics:
                                  registry=self.registry)
         self.queue_capacity = Gauge("llmbook_queue_capacity", "Queue size limit",
                                     registry=self.registry)
+        self.queued_texts = Gauge("llmbook_queued_texts", "Texts waiting for the model",
+                                  registry=self.registry)
+        self.queue_text_capacity = Gauge("llmbook_queue_text_capacity",
+                                         "Texts allowed to wait for the model",
+                                         registry=self.registry)
+        self.queue_time = Histogram(
+            "llmbook_queue_seconds", "Time a /v1/sentiment request waited for the model",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry)
+        self.compute_time = Histogram(
+            "llmbook_compute_seconds", "Time of one model call (one micro-batch)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry)
+        self.last_success = Gauge("llmbook_last_inference_timestamp_seconds",
+                                  "Unix time of the last successful model call",
+                                  registry=self.registry)
         self.model = Info("llmbook_model", "The served model", registry=self.registry)
         # /v1/generate
         self.time_to_first_token = Histogram(

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from llmbook.core.assets import file_sha256
-from llmbook.deployment.manifest import verify_manifest
+from llmbook.deployment.manifest import VerifiedModel, verified_copy
 from llmbook.deployment.serving.config import StartupError
 from llmbook.deployment.variants import encode, onnx_variant, torch_variant
 
@@ -22,15 +21,22 @@ class Predictor:
 
     def __init__(self, model_dir: str | Path, backend: str | None = None):
         model_dir = Path(model_dir)
-        weights = verify_manifest(model_dir)  # raises ManifestError on any mismatch
+        # every file hashed as it is copied, the model loaded from that copy (ManifestError on
+        # any mismatch): the bytes checked are the bytes loaded
+        with verified_copy(model_dir) as verified:
+            self._load(model_dir, verified, backend)
+
+    def _load(self, model_dir: Path, verified: VerifiedModel, backend: str | None) -> None:
+        weights = verified.weights
         onnx = [w for w in weights if w.suffix == ".onnx"]
         backend = backend or ("onnx" if onnx else "torch")
-        config = json.loads((model_dir / "config.json").read_text())
+        config = json.loads((verified.path / "config.json").read_text())
         self.labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(verified.path)
         self.max_length = min(self.tokenizer.model_max_length, 512)
         self.backend = backend
-        digest = hashlib.sha256("".join(file_sha256(w) for w in weights).encode())
+        digest = hashlib.sha256("".join(verified.files[w.relative_to(verified.path).as_posix()]
+                                        for w in weights).encode())
         self.version = f"{model_dir.name}@{digest.hexdigest()[:12]}"
         if backend == "onnx":
             if not onnx:
@@ -40,7 +46,7 @@ class Predictor:
             if not any(w.suffix == ".safetensors" for w in weights):
                 raise StartupError(f"{model_dir} has no .safetensors file in its manifest")
             model = AutoModelForSequenceClassification.from_pretrained(
-                model_dir, use_safetensors=True)
+                verified.path, use_safetensors=True)
             self._run = torch_variant("served", model).run
         else:
             raise StartupError(f"backend must be 'onnx' or 'torch', got {backend!r}")
