@@ -18,9 +18,11 @@ generate | sft``.
 * ``llmbook sft --method lora|full [--export runs/assistant]`` (chapter 8): SmolLM2 tuned on
   the three instruction sets; ``--export`` writes a servable model directory
 
-Input rows carry a ``text`` field (and ``label``, 0/1 or negative/positive, for evaluate).
-A bad row is reported on stderr with its line number and skipped; the others are still
-scored, and the exit status is 1 when any row was bad.
+Input rows carry a ``text`` field (and ``label``, a class id or one of the model's label names,
+for evaluate); predict adds ``predicted_label`` and ``predicted_score`` and changes no input
+field.  A bad row (:mod:`llmbook.data.rows`) is reported on stderr with its line number and
+skipped; the others are still scored, and the exit status is 1 when any row was bad.  Texts
+longer than the model's maximum length are counted and reported.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import sys
 from pathlib import Path
 
 from llmbook.data.corpora import TASKS
-from llmbook.data.rows import good_rows
+from llmbook.data.rows import good_rows, good_texts
 from llmbook.deployment.serving.command import add_serve_parser
 from llmbook.generation.command import add_generate_parser
 from llmbook.models.adapters import METHODS
@@ -145,9 +147,9 @@ def _predict(args) -> int:
         raise SystemExit("error: give texts to score or --input FILE, not both or neither")
     scorer = load_scorer(args.model)
     if args.texts:
-        rows, bad = [{"text": t} for t in args.texts], 0
+        rows, bad = good_texts(args.texts)
     else:
-        rows, bad = good_rows(Path(args.input), need_label=False)
+        rows, bad = good_rows(Path(args.input))
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for row in predicted_rows(scorer, rows):
@@ -155,21 +157,31 @@ def _predict(args) -> int:
     finally:
         if args.output:
             out.close()
+    _report_truncated(scorer.count_truncated([row["text"] for row in rows]), scorer.max_length)
     if bad:
         print(f"{bad} bad row(s) skipped; {len(rows)} scored", file=sys.stderr)
     return 1 if bad else 0
+
+
+def _report_truncated(truncated: int, max_length: int | None) -> None:
+    if truncated:
+        print(f"{truncated} text(s) longer than the model's {max_length} tokens: only their "
+              "beginning was scored", file=sys.stderr)
 
 
 def _evaluate(args) -> int:
     from llmbook.deployment.scoring import evaluate_rows, load_scorer
 
     path = Path(args.input)
-    rows, bad = good_rows(path, need_label=True)
+    scorer = load_scorer(args.model)
+    rows, bad = good_rows(path, label2id=scorer.label2id)
     if not rows:
         raise SystemExit(f"error: {path}: no usable rows")
-    metrics = evaluate_rows(load_scorer(args.model), rows)
+    metrics = evaluate_rows(scorer, rows)
     print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
-          f"(n={metrics['n']}, skipped {bad}; backend {metrics['backend']})")
+          f"(n={metrics['n']}, skipped {bad}, truncated {metrics['truncated']}; "
+          f"backend {metrics['backend']})")
+    _report_truncated(metrics["truncated"], metrics["max_length"])
     if args.report:
         report = {"model": str(args.model), "input": str(path), "skipped_rows": bad, **metrics}
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
@@ -313,6 +325,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # FileNotFoundError, PermissionError among them
         print(f"error: {err}", file=sys.stderr)
         return 2
