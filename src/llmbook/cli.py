@@ -18,9 +18,10 @@ generate | sft``.
 * ``llmbook sft --method lora|full [--export runs/assistant]`` (chapter 8): SmolLM2 tuned on
   the three instruction sets; ``--export`` writes a servable model directory
 
-Input rows carry a ``text`` field (and ``label``, 0/1 or negative/positive, for evaluate).
-A bad row is reported on stderr with its line number and skipped; the others are still
-scored, and the exit status is 1 when any row was bad.
+Rows carry ``text`` (and ``label``, a class id or a label name of the model, for evaluate);
+predict adds ``predicted_label`` and ``predicted_score``.  A bad row (:mod:`llmbook.data.rows`)
+is reported with its line number and skipped, the others are scored, and the exit status is 1;
+texts longer than the model's maximum length are counted and reported.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
+from llmbook.core.runs import RunProvenanceWarning
 from llmbook.data.corpora import TASKS
-from llmbook.data.rows import good_rows
+from llmbook.data.rows import good_rows, good_texts
 from llmbook.deployment.serving.command import add_serve_parser
 from llmbook.generation.command import add_generate_parser
 from llmbook.models.adapters import METHODS
@@ -42,16 +45,26 @@ def _given(**options) -> dict:
     return {name: value for name, value in options.items() if value is not None}
 
 
+def _origin(run) -> str:
+    """`` (cached)`` or `` (resumed at step N)``; a warning if made with other versions."""
+    if run.cached and run.provenance_changes:
+        print(f"warning: {run.model_dir} was made with {', '.join(run.provenance_changes)}; "
+              "reused as it is (--force retrains it)", file=sys.stderr)
+    resumed = run.metrics.get("resumed_at_step")
+    return " (cached)" if run.cached else f" (resumed at step {resumed})" if resumed else ""
+
+
 def _finetune(args) -> int:
     from llmbook.adaptation.finetune import FinetuneSpec, finetune
     from llmbook.core.profiles import get_profile
 
-    overrides = _given(epochs=args.epochs, learning_rate=args.lr, seed=args.seed)
+    overrides = _given(epochs=args.epochs, learning_rate=args.lr, seed=args.seed,
+                       checkpoint_min_seconds=args.checkpoint_seconds)
     spec = FinetuneSpec.from_profile(args.task, get_profile(args.profile), args.model,
                                      method=args.method, rank=args.rank, **overrides)
-    run = finetune(spec, out=args.out, force=args.force)
+    run = finetune(spec, out=args.out, force=args.force, resume=args.resume)
     test = run.test_metrics
-    print(f"model: {run.model_dir}{' (cached)' if run.cached else ''}")
+    print(f"model: {run.model_dir}{_origin(run)}")
     print(f"test accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}  "
           f"(n={test['n']}, trained {run.metrics['train_seconds']:.0f} s)")
     return 0
@@ -114,9 +127,9 @@ def _pretrain(args) -> int:
 
     source = SCRATCH if args.from_scratch else args.source
     run = pretrain(spec_for(get_profile(args.profile), source, whole_word=args.whole_word,
-                            **overrides), out=args.out, force=args.force)
+                            **overrides), out=args.out, force=args.force, resume=args.resume)
     before, after = run.metrics["before"], run.metrics["after"]
-    print(f"model: {run.model_dir}{' (cached)' if run.cached else ''}")
+    print(f"model: {run.model_dir}{_origin(run)}")
     print(f"held-out perplexity {before['perplexity']:.1f} -> {after['perplexity']:.1f}, "
           f"masked-token accuracy {before['accuracy']:.3f} -> {after['accuracy']:.3f}")
     return 0
@@ -129,9 +142,10 @@ def _pretrain_clm(profile, args, overrides: dict) -> int:
     if args.source or args.whole_word:
         raise ValueError("--objective clm trains a GPT-2 from scratch: use --from-scratch, "
                          "without --from or --whole-word")
-    run = pretrain_clm(clm_spec_for(profile, **overrides), out=args.out, force=args.force)
+    run = pretrain_clm(clm_spec_for(profile, **overrides), out=args.out, force=args.force,
+                       resume=args.resume)
     before, after = run.metrics["before"], run.metrics["after"]
-    print(f"model: {run.model_dir}{' (cached)' if run.cached else ''}")
+    print(f"model: {run.model_dir}{_origin(run)}")
     print(f"held-out perplexity {before['perplexity']:.1f} -> {after['perplexity']:.1f} "
           f"({run.metrics['steps_per_second']:.1f} steps/s); try it: "
           f"llmbook generate --model {run.model_dir} \"This movie was\"")
@@ -144,10 +158,7 @@ def _predict(args) -> int:
     if bool(args.texts) == bool(args.input):
         raise SystemExit("error: give texts to score or --input FILE, not both or neither")
     scorer = load_scorer(args.model)
-    if args.texts:
-        rows, bad = [{"text": t} for t in args.texts], 0
-    else:
-        rows, bad = good_rows(Path(args.input), need_label=False)
+    rows, bad = good_texts(args.texts) if args.texts else good_rows(Path(args.input))
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for row in predicted_rows(scorer, rows):
@@ -155,21 +166,31 @@ def _predict(args) -> int:
     finally:
         if args.output:
             out.close()
+    _report_truncated(scorer.count_truncated([row["text"] for row in rows]), scorer.max_length)
     if bad:
         print(f"{bad} bad row(s) skipped; {len(rows)} scored", file=sys.stderr)
     return 1 if bad else 0
+
+
+def _report_truncated(truncated: int, max_length: int | None) -> None:
+    if truncated:
+        print(f"{truncated} text(s) longer than the model's {max_length} tokens: only their "
+              "beginning was scored", file=sys.stderr)
 
 
 def _evaluate(args) -> int:
     from llmbook.deployment.scoring import evaluate_rows, load_scorer
 
     path = Path(args.input)
-    rows, bad = good_rows(path, need_label=True)
+    scorer = load_scorer(args.model)
+    rows, bad = good_rows(path, label2id=scorer.label2id)
     if not rows:
         raise SystemExit(f"error: {path}: no usable rows")
-    metrics = evaluate_rows(load_scorer(args.model), rows)
+    metrics = evaluate_rows(scorer, rows)
     print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
-          f"(n={metrics['n']}, skipped {bad}; backend {metrics['backend']})")
+          f"(n={metrics['n']}, skipped {bad}, truncated {metrics['truncated']}; "
+          f"backend {metrics['backend']})")
+    _report_truncated(metrics["truncated"], metrics["max_length"])
     if args.report:
         report = {"model": str(args.model), "input": str(path), "skipped_rows": bad, **metrics}
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
@@ -234,7 +255,9 @@ def _add_training_commands(commands) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float, help="default: the profile's (full) or the method's")
     p.add_argument("--seed", type=int)
-    p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
+    _add_run_options(p)
+    p.add_argument("--checkpoint-seconds", type=float, metavar="S", help="write the resumable "
+                   "state at an evaluation once S seconds of training passed (default 60)")
     p.set_defaults(func=_finetune)
 
     p = commands.add_parser("distil", help="distil a fine-tuned model into fewer layers")
@@ -269,8 +292,15 @@ def _add_training_commands(commands) -> None:
     p.add_argument("--objective", choices=["mlm", "clm"], default="mlm",
                    help="mlm: BERT's masked tokens (chapter 4); clm: GPT's next token, "
                         "from scratch only (Generative models)")
-    p.add_argument("--force", action="store_true")
+    _add_run_options(p)
     p.set_defaults(func=_pretrain)
+
+
+def _add_run_options(p) -> None:
+    p.add_argument("--force", action="store_true", help="retrain even if a finished run exists "
+                   "(and discard an interrupted one)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in the "
+                   "directory from its checkpoint (refused if its configuration differs)")
 
 
 def _add_model_commands(commands) -> None:
@@ -311,8 +341,9 @@ def _add_model_commands(commands) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.filterwarnings("ignore", category=RunProvenanceWarning)  # _origin says it
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # FileNotFoundError, PermissionError among them
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -20,7 +20,8 @@ def test_predict_texts(model_dir, capsys):
     assert main(["predict", "--model", str(model_dir), "a gem", "a mess"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["text"] for r in rows] == ["a gem", "a mess"]
-    assert all(r["label"] in LABEL_NAMES and 0.5 <= r["score"] <= 1 for r in rows)
+    assert all(r["predicted_label"] in LABEL_NAMES and 0.5 <= r["predicted_score"] <= 1
+               for r in rows)
 
 
 def test_predict_file_skips_bad_rows_and_names_their_lines(model_dir, tmp_path, capsys):
@@ -33,7 +34,7 @@ def test_predict_file_skips_bad_rows_and_names_their_lines(model_dir, tmp_path, 
     assert status == 1
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["text"] for r in rows] == ["fine", "also fine"]
-    assert rows[0]["id"] == 7 and "score" in rows[0]
+    assert rows[0]["id"] == 7 and "predicted_score" in rows[0]
     err = capsys.readouterr().err
     for message in (":2: skipped: invalid JSON", ":3: skipped: 'text' is empty",
                     ":4: skipped: missing 'text' field", ":5: skipped: 'text' must be a string"):

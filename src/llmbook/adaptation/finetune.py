@@ -122,14 +122,17 @@ def model_key(name: str) -> str:
     return name
 
 
-def finetune(spec: FinetuneSpec, out: str | Path | None = None, force: bool = False) -> Run:
+def finetune(spec: FinetuneSpec, out: str | Path | None = None, force: bool = False,
+             resume: bool = True) -> Run:
     """Train (or load from the ``runs/`` cache) the run described by ``spec``.
 
     ``out`` overrides the cache directory.  ``force`` retrains even when a finished run exists.
+    ``resume`` continues an interrupted run of the same spec from its checkpoint
+    (:func:`llmbook.core.runs.cached_run`).
     """
     key = spec.cache_config()
     return cached_run("finetune", key, lambda directory: _train_run(spec, directory), out,
-                      force, loader=load_for_inference)
+                      force, loader=load_for_inference, resume=resume)
 
 
 def prepare_splits(spec: FinetuneSpec) -> tuple[DatasetDict, float]:

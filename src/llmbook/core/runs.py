@@ -10,6 +10,14 @@ up, return the finished :class:`Run`, else build it and record the key (:func:`c
 Measurements that are not models (the benchmarks) are cached the same way as JSON
 (:func:`cached_json`).  Each use, built or reused, is one line of ``runs/ledger.jsonl``
 (:mod:`llmbook.core.chapters`: what a chapter costs when it runs alone).
+
+The cache loses nothing and never returns a wrong run: every record is written atomically
+(:mod:`llmbook.core.durable`), a run is finished only when ``metrics.json`` holds its spec,
+written last; a lock lets one process build a directory while another one that wants the same
+run waits and then reuses it; an interrupted run is continued from its checkpoint only if it
+was started with the same configuration (``run_started.json``).  A finished run records the
+versions and library source it was made with (:mod:`llmbook.core.provenance`); reusing it in
+a changed environment is reported, not refused (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -18,17 +26,42 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmbook.core.chapters import record_run_use
+from llmbook.core.durable import (
+    OLD_SUFFIX,
+    atomic_write_text,
+    directory_lock,
+    remove_directory,
+    remove_leftovers,
+)
+from llmbook.core.provenance import provenance, provenance_changes
 
 #: Bump when a change in the library makes earlier runs incomparable.
 CACHE_VERSION = 2
 
-#: The record a finished run leaves in its directory (written last, by the training loop).
+#: The record a finished run leaves in its directory; it is finished when the record holds
+#: its ``spec`` (written last, by :func:`cached_run`).
 METRICS_FILE = "metrics.json"
+
+#: The spec of the run being built in a directory, written before it starts.
+STARTED_FILE = "run_started.json"
+
+#: The resumable training state of an unfinished run (:mod:`llmbook.training.checkpoint`).
+CHECKPOINT_DIR = "checkpoint"
+
+
+class RunConflictError(ValueError):
+    """A directory holds an interrupted run that this call may not continue."""
+
+
+class RunProvenanceWarning(UserWarning):
+    """A reused run was made with other versions of torch, transformers or peft, or with the
+    other offline switch."""
 
 
 def project_root(start: Path | None = None) -> Path | None:
@@ -68,6 +101,15 @@ def run_dir(kind: str, config: dict) -> Path:
     return runs_root() / f"{kind}-{config_key(config)}"
 
 
+def _read_json(path: Path) -> dict | None:
+    """The JSON object in ``path``, or None if it is missing or unreadable."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def finished_metrics(directory: Path, spec: dict) -> dict | None:
     """The ``metrics.json`` of the finished run of ``spec`` in ``directory``, else ``None``.
 
@@ -75,11 +117,55 @@ def finished_metrics(directory: Path, spec: dict) -> dict | None:
     (the record is written last, so an interrupted run never counts as finished).
     """
     directory = Path(directory)
-    metrics_file = directory / METRICS_FILE
-    if not metrics_file.exists() or not any(directory.glob("*.safetensors")):
+    if not any(directory.glob("*.safetensors")):
         return None
-    metrics = json.loads(metrics_file.read_text())
-    return metrics if metrics.get("spec") == spec else None
+    metrics = _read_json(directory / METRICS_FILE)
+    return metrics if metrics is not None and metrics.get("spec") == spec else None
+
+
+def describe_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``"name: old -> new"`` for each (nested) field where two configurations differ."""
+    changes = []
+    for name in sorted(set(old) | set(new), key=str):
+        before, after = old.get(name), new.get(name)
+        if isinstance(before, dict) and isinstance(after, dict):
+            changes += describe_differences(before, after, f"{prefix}{name}.")
+        elif before != after:
+            changes.append(f"{prefix}{name}: {before!r} -> {after!r}")
+    return changes
+
+
+def has_checkpoint(directory: Path) -> bool:
+    """Whether ``directory`` holds the resumable state of an interrupted run."""
+    return any((directory / f"{CHECKPOINT_DIR}{suffix}").is_dir() for suffix in ("", OLD_SUFFIX))
+
+
+def _start_build(directory: Path, key: dict, force: bool, resume: bool) -> None:
+    """Check that ``directory`` may be built for ``key``, then record that it is.
+
+    An interrupted run there (a checkpoint) is continued only if ``resume`` and it was started
+    with the same spec; ``force`` discards it.  A finished run's record is removed first, so
+    that a kill while its files are being replaced never leaves it looking finished.
+    """
+    if force:
+        remove_directory(directory / CHECKPOINT_DIR)
+    elif has_checkpoint(directory):
+        started = _read_json(directory / STARTED_FILE) or {}
+        if started.get("spec", key) != key:
+            differences = "; ".join(describe_differences(started["spec"], key)[:4])
+            raise RunConflictError(
+                f"{directory} holds an interrupted run with another configuration "
+                f"({differences}): it cannot be resumed; pass --force to discard it and start "
+                "afresh, or choose another --out")
+        if not resume:
+            raise RunConflictError(f"{directory} holds an interrupted run: pass --resume to "
+                                   "continue it, or --force to discard it and start afresh")
+    remove_leftovers(directory)  # of a killed writer; no other one is running (the lock)
+    metrics = _read_json(directory / METRICS_FILE)
+    if metrics is not None and "spec" in metrics:
+        (directory / METRICS_FILE).unlink()
+    atomic_write_text(directory / STARTED_FILE,
+                      json.dumps({"spec": key, "run_key": config_key(key)}, indent=2, default=str))
 
 
 @dataclass
@@ -93,6 +179,9 @@ class Run:
     metrics: dict
     cached: bool
     loader: Callable[[Path], tuple] | None = None
+    #: how the environment differs from the one a reused run was made with (versions, offline
+    #: switch, library source; :func:`llmbook.core.provenance.provenance_changes`)
+    provenance_changes: list[str] = field(default_factory=list)
 
     @property
     def test_metrics(self) -> dict:
@@ -106,38 +195,60 @@ class Run:
 
 
 def cached_run(kind: str, key: dict, build: Callable[[Path], dict], out: str | Path | None = None,
-               force: bool = False, loader: Callable[[Path], tuple] | None = None) -> Run:
+               force: bool = False, loader: Callable[[Path], tuple] | None = None,
+               resume: bool = True) -> Run:
     """The finished run of ``kind`` with configuration ``key``, built if it is not in the cache.
 
     ``build(directory)`` trains into ``directory`` (the loop writes ``metrics.json``) and returns
     what to add to that record; the record then gets the ``spec`` and ``run_key`` that make the
-    run findable.  ``out`` overrides the cache directory; ``force`` rebuilds a finished run.
+    run findable, and ``made_with`` (:func:`llmbook.core.provenance.provenance`).  ``out``
+    overrides the cache directory; ``force`` rebuilds a finished run and discards an
+    interrupted one; ``resume`` continues an interrupted run of the same spec (without it,
+    such a run is a :class:`RunConflictError`).  One process at a time builds a directory:
+    another one waits for it, then finds the finished run.
     """
     directory = Path(out) if out else run_dir(kind, key)
-    finished = None if force else finished_metrics(directory, key)
-    if finished is not None:
-        record_run_use(runs_root(), kind, config_key(key), built=False, seconds=0.0)
-        return Run(directory, finished, cached=True, loader=loader)
-    started = time.perf_counter()
-    added = build(directory)
-    record_run_use(runs_root(), kind, config_key(key), built=True,
-                   seconds=time.perf_counter() - started)
-    metrics = json.loads((directory / METRICS_FILE).read_text())
-    metrics.update(spec=key, run_key=config_key(key), **added)
-    (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    with directory_lock(directory):
+        finished = None if force else finished_metrics(directory, key)
+        if finished is not None:
+            record_run_use(runs_root(), kind, config_key(key), built=False, seconds=0.0)
+            return _reused(directory, finished, loader)
+        directory.mkdir(parents=True, exist_ok=True)
+        _start_build(directory, key, force, resume)
+        started = time.perf_counter()
+        added = build(directory)
+        record_run_use(runs_root(), kind, config_key(key), built=True,
+                       seconds=time.perf_counter() - started)
+        metrics = json.loads((directory / METRICS_FILE).read_text())
+        metrics.update(spec=key, run_key=config_key(key), **added, made_with=provenance())
+        atomic_write_text(directory / METRICS_FILE,  # the marker: written last
+                          json.dumps(metrics, indent=2))
+        (directory / STARTED_FILE).unlink(missing_ok=True)
     return Run(directory, metrics, cached=False, loader=loader)
+
+
+def _reused(directory: Path, metrics: dict, loader) -> Run:
+    """A finished run found in the cache; a warning if torch, transformers, peft or the offline
+    switch changed since it was made (a changed library source is only listed on the Run)."""
+    changes = provenance_changes(metrics.get("made_with"))
+    versions = [change for change in changes if not change.startswith("llmbook source")]
+    if versions:
+        warnings.warn(f"{directory} was made with {', '.join(versions)}: reused as it is; "
+                      "pass force=True (--force) to retrain it", RunProvenanceWarning,
+                      stacklevel=3)
+    return Run(directory, metrics, cached=True, loader=loader, provenance_changes=changes)
 
 
 def cached_json(kind: str, key: dict, compute: Callable[[], object], refresh: bool = False):
     """``compute()`` (JSON-serialisable), stored once in ``runs/`` under ``kind`` and ``key``."""
     results = run_dir(kind, key) / "results.json"
-    if results.exists() and not refresh:
-        record_run_use(runs_root(), kind, config_key(key), built=False, seconds=0.0)
-        return json.loads(results.read_text())
-    started = time.perf_counter()
-    value = compute()
-    record_run_use(runs_root(), kind, config_key(key), built=True,
-                   seconds=time.perf_counter() - started)
-    results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(json.dumps(value, indent=2))
+    with directory_lock(results.parent):
+        if results.exists() and not refresh:
+            record_run_use(runs_root(), kind, config_key(key), built=False, seconds=0.0)
+            return json.loads(results.read_text())
+        started = time.perf_counter()
+        value = compute()
+        record_run_use(runs_root(), kind, config_key(key), built=True,
+                       seconds=time.perf_counter() - started)
+        atomic_write_text(results, json.dumps(value, indent=2))
     return value

@@ -31,7 +31,7 @@ from llmbook.data.corpora import (
     tweets_csv_path,
     verify_checksum,
 )
-from llmbook.data.rows import RowError, good_rows, read_rows
+from llmbook.data.rows import RowError, good_rows, good_texts, read_rows
 from llmbook.data.tokenization import (
     check_texts,
     map_by_length,
@@ -60,6 +60,7 @@ __all__ = [
     "check_texts",
     "clean_text",
     "good_rows",
+    "good_texts",
     "limit_sizes",
     "load_corpus",
     "load_sentiment",

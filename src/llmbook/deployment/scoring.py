@@ -37,12 +37,31 @@ class ModelDirError(ValueError):
 
 @dataclass
 class Scorer:
-    """Class probabilities for texts, from a PyTorch model (``torch``) or an export (``onnx``)."""
+    """Class probabilities for texts, from a PyTorch model (``torch``) or an export (``onnx``).
+
+    ``tokenizer`` and ``max_length`` are the model's own: a longer text is cut to
+    ``max_length`` tokens before it is scored (:meth:`count_truncated` says how many were).
+    """
 
     model_dir: Path
     backend: str
     labels: list[str]
     predict: Callable[[list[str]], np.ndarray]  # shape (len(texts), len(labels))
+    tokenizer: object = None
+    max_length: int | None = None
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        """The model's label names and their class ids (its config's ``id2label``, inverted)."""
+        return {name: i for i, name in enumerate(self.labels)}
+
+    def count_truncated(self, texts: Sequence[str]) -> int:
+        """How many of ``texts`` are longer than ``max_length`` tokens (special ones included),
+        so that the model sees only their beginning."""
+        if self.tokenizer is None or self.max_length is None or not texts:
+            return 0
+        lengths = self.tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]
+        return sum(len(ids) > self.max_length for ids in lengths)
 
 
 def model_dir_kind(model_dir: str | Path) -> str:
@@ -83,26 +102,35 @@ def load_scorer(model_dir: str | Path, batch_size: int = BATCH_SIZE) -> Scorer:
                 return np.zeros((0, len(predictor.labels)), dtype=np.float32)
             return map_by_length(list(texts), batch_size, predictor.predict)
 
-        return Scorer(model_dir, "onnx", predictor.labels, predict)
+        return Scorer(model_dir, "onnx", predictor.labels, predict, predictor.tokenizer,
+                      predictor.max_length)
     tokenizer, model = load_for_inference(model_dir)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    max_length = min(tokenizer.model_max_length, 512)  # as predict_proba truncates
     return Scorer(model_dir, "torch", labels,
-                  lambda texts: predict_proba(model, tokenizer, texts, batch_size=batch_size))
+                  lambda texts: predict_proba(model, tokenizer, texts, max_length, batch_size),
+                  tokenizer, max_length)
 
 
 def predicted_rows(scorer: Scorer, rows: Sequence[dict]) -> Iterator[dict]:
-    """Each row with its predicted ``label`` (name) and that label's probability ``score``."""
+    """Each row, its own fields untouched, with the ``predicted_label`` (a label name of the
+    model) and that label's probability ``predicted_score``."""
     probabilities = scorer.predict([row["text"] for row in rows])
     for row, probs in zip(rows, probabilities, strict=True):
         label = int(probs.argmax())
-        yield {**row, "label": scorer.labels[label], "score": float(probs[label])}
+        yield {**row, "predicted_label": scorer.labels[label],
+               "predicted_score": float(probs[label])}
 
 
 def evaluate_rows(scorer: Scorer, rows: Sequence[dict]) -> dict:
-    """Accuracy, macro-F1, confusion matrix and ``n`` on rows with ``text`` and 0/1 ``label``
-    (:func:`llmbook.training.evaluation.classification_metrics`), plus the backend used."""
+    """Accuracy, macro-F1, confusion matrix and ``n`` on rows with ``text`` and a ``label``
+    that is a class id of the model (:func:`llmbook.data.rows.read_rows` maps label names
+    through ``scorer.label2id``; :func:`llmbook.training.evaluation.classification_metrics`),
+    plus the backend used and how many texts were truncated."""
     if not rows:
         raise ValueError("no rows to evaluate")
-    probabilities = scorer.predict([row["text"] for row in rows])
+    texts = [row["text"] for row in rows]
+    probabilities = scorer.predict(texts)
     metrics = classification_metrics([row["label"] for row in rows], probabilities.argmax(-1))
-    return {"backend": scorer.backend, **metrics}
+    return {"backend": scorer.backend, **metrics,
+            "truncated": scorer.count_truncated(texts), "max_length": scorer.max_length}

@@ -136,11 +136,13 @@ def _measure(model, tokenizer, held_out, spec: ClmSpec) -> dict:
             "samples": sample_continuations(model, tokenizer, seed=spec.seed)}
 
 
-def pretrain_clm(spec: ClmSpec, out: str | Path | None = None, force: bool = False) -> Run:
-    """Run (or load from the ``runs/`` cache) the causal-LM pre-training ``spec`` describes."""
+def pretrain_clm(spec: ClmSpec, out: str | Path | None = None, force: bool = False,
+                 resume: bool = True) -> Run:
+    """Run (or load from the ``runs/`` cache) the causal-LM pre-training ``spec`` describes;
+    ``resume`` continues an interrupted run of the same spec."""
     key = {"llmbook": __version__, "objective": "clm", **asdict(spec)}
     return cached_run("pretrain-clm", key, lambda directory: _clm_run(spec, directory), out,
-                      force)
+                      force, resume=resume)
 
 
 def _clm_run(spec: ClmSpec, directory: Path) -> dict:

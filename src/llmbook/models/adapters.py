@@ -40,6 +40,7 @@ from peft.tuners.adalora import AdaLoraModel
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from llmbook.core.durable import atomic_write_text
 from llmbook.models.loading import load_classifier
 
 METHODS = ("full", "lora", "adalora", "prefix", "prompt", "ia3")
@@ -230,7 +231,7 @@ def count_parameters(model) -> tuple[int, int]:
 def save_record(directory, method: str, base_model: str, **options) -> None:
     """Write :data:`ADAPTER_RECORD`, so :func:`load_adapted` can rebuild the model."""
     record = {"method": method, "base_model": base_model, **options}
-    (Path(directory) / ADAPTER_RECORD).write_text(json.dumps(record, indent=2))
+    atomic_write_text(Path(directory) / ADAPTER_RECORD, json.dumps(record, indent=2))
 
 
 def is_adapter_dir(directory) -> bool:

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from transformers import BertConfig, set_seed
 
 from llmbook import __version__
+from llmbook.core.durable import atomic_save
 from llmbook.core.runs import Run, cached_run
 from llmbook.data.corpora import load_corpus, subsample
 from llmbook.models.loading import load_encoder, load_mlm, load_tokenizer
@@ -133,7 +134,8 @@ def carry_pooler(directory: Path, source: str) -> list[str]:
     if pooler:
         weights_file = directory / WEIGHTS_FILE
         tensors = load_file(weights_file)
-        save_file({**tensors, **pooler}, weights_file, metadata={"format": "pt"})
+        atomic_save(weights_file, lambda temporary: save_file(
+            {**tensors, **pooler}, str(temporary), metadata={"format": "pt"}))
     return sorted(pooler)
 
 
@@ -155,11 +157,13 @@ def pretraining_config(spec, directory: Path) -> TrainConfig:
                        output_dir=str(directory), log_every=max(1, spec.steps // 100))
 
 
-def pretrain(spec: PretrainSpec, out: str | Path | None = None, force: bool = False) -> Run:
-    """Run (or load from the ``runs/`` cache) the masked-LM pre-training ``spec`` describes."""
+def pretrain(spec: PretrainSpec, out: str | Path | None = None, force: bool = False,
+             resume: bool = True) -> Run:
+    """Run (or load from the ``runs/`` cache) the masked-LM pre-training ``spec`` describes;
+    ``resume`` continues an interrupted run of the same spec."""
     key = {"llmbook": __version__, **asdict(spec)}
     return cached_run("pretrain", key, lambda directory: _pretrain_run(spec, directory), out,
-                      force)
+                      force, resume=resume)
 
 
 def _pretrain_run(spec: PretrainSpec, directory: Path) -> dict:

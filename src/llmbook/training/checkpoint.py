@@ -3,19 +3,29 @@
 The loop of :mod:`llmbook.training.loop` keeps the weights of its best evaluation in memory
 (:class:`BestModel`), writes a resumable training state now and then (:class:`Checkpointer`),
 and, when it finishes, leaves a model directory with ``metrics.json`` and no checkpoint
-(:func:`finish_run`).
+(:func:`finish_run`).  Every file is written atomically (:mod:`llmbook.core.durable`): the
+checkpoint is written whole beside the previous one, then swapped in, and records the training
+configuration, so a kill at any moment leaves a checkpoint that resumes exactly, and one
+written with another configuration is refused.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from safetensors.torch import load_file
 
-from llmbook.core.runs import METRICS_FILE
+from llmbook.core.durable import (
+    PARTIAL_SUFFIX,
+    atomic_write_text,
+    readable_directory,
+    remove_directory,
+    staged_files,
+    swap_directory,
+)
+from llmbook.core.runs import METRICS_FILE, describe_differences
 from llmbook.training.config import (
     CHECKPOINT_DIR,
     STATE_FILE,
@@ -74,24 +84,48 @@ class Checkpointer:
     def __init__(self, out: Path | None, min_seconds: float):
         self.out, self.min_seconds, self.saved_at = out, min_seconds, 0.0
 
-    def maybe_save(self, accelerator, state: LoopState, result: TrainResult,
-                   seconds: float) -> None:
+    def maybe_save(self, accelerator, state: LoopState, result: TrainResult, seconds: float,
+                   config: TrainConfig) -> None:
         if self.out is None or seconds - self.saved_at < self.min_seconds:
             return
         self.saved_at = seconds
-        accelerator.save_state(str(self.out / CHECKPOINT_DIR))
+        partial = self.out / (CHECKPOINT_DIR + PARTIAL_SUFFIX)
         if accelerator.is_main_process:
-            record = {"state": asdict(state), "result": asdict(result)}
-            (self.out / CHECKPOINT_DIR / STATE_FILE).write_text(json.dumps(record))
+            remove_directory(partial)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(partial))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            record = {"state": asdict(state), "result": asdict(result),
+                      "config": _comparable(config)}
+            atomic_write_text(partial / STATE_FILE, json.dumps(record))  # complete from here
+            swap_directory(partial, self.out / CHECKPOINT_DIR)
 
 
-def load_training_state(accelerator, out: Path | None) -> tuple[LoopState, TrainResult] | None:
-    """The state of an interrupted run in ``out`` (restoring model, optimizer, RNGs), or None."""
-    if out is None or not (out / CHECKPOINT_DIR / STATE_FILE).exists():
+def _comparable(config: TrainConfig) -> dict:
+    """The fields that determine the result, as JSON gives them back."""
+    return json.loads(json.dumps(config.result_fields(), default=str))
+
+
+def load_training_state(accelerator, out: Path | None,
+                        config: TrainConfig) -> tuple[LoopState, TrainResult] | None:
+    """The state of an interrupted run in ``out`` (restoring model, optimizer, RNGs), or None.
+
+    A checkpoint written with another training configuration is a ValueError.
+    """
+    folder = None if out is None else readable_directory(
+        out / CHECKPOINT_DIR, lambda folder: (folder / STATE_FILE).is_file())
+    if folder is None:
         return None
-    accelerator.load_state(str(out / CHECKPOINT_DIR))
-    saved = json.loads((out / CHECKPOINT_DIR / STATE_FILE).read_text())
-    return LoopState(**saved["state"]), TrainResult(**saved["result"])
+    saved = json.loads((folder / STATE_FILE).read_text())
+    if "config" in saved and saved["config"] != _comparable(config):
+        differences = "; ".join(describe_differences(saved["config"], _comparable(config))[:4])
+        raise ValueError(f"the checkpoint in {out} was written with another training "
+                         f"configuration ({differences}): refusing to resume it")
+    accelerator.load_state(str(folder))
+    state, result = LoopState(**saved["state"]), TrainResult(**saved["result"])
+    result.resumed_at_step = state.step
+    return state, result
 
 
 def metrics_record(result: TrainResult, config: TrainConfig) -> dict:
@@ -103,6 +137,7 @@ def metrics_record(result: TrainResult, config: TrainConfig) -> dict:
         "train_seconds": result.train_seconds,
         "examples_per_second": result.examples_per_second,
         "stopped_early": result.stopped_early,
+        "resumed_at_step": result.resumed_at_step,
         "config": asdict(config),
         "train_log": result.train_log,
         "eval_log": result.eval_log,
@@ -110,12 +145,13 @@ def metrics_record(result: TrainResult, config: TrainConfig) -> dict:
 
 
 def save_model(model, tokenizer, directory: Path, metrics: dict | None = None) -> None:
-    """Write safetensors weights, config, tokenizer and (optionally) ``metrics.json``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+    """Write safetensors weights, config, tokenizer and (optionally) ``metrics.json``, each
+    file replaced in one step."""
+    with staged_files(directory) as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
     if metrics is not None:
-        (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+        atomic_write_text(directory / METRICS_FILE, json.dumps(metrics, indent=2))
 
 
 def finish_run(model, tokenizer, out: Path, result: TrainResult, config: TrainConfig,
@@ -124,5 +160,5 @@ def finish_run(model, tokenizer, out: Path, result: TrainResult, config: TrainCo
     one), ``metrics.json``, and no checkpoint (there is nothing to resume)."""
     if not selected:
         save_model(model, tokenizer, out)
-    (out / METRICS_FILE).write_text(json.dumps(metrics_record(result, config), indent=2))
-    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    atomic_write_text(out / METRICS_FILE, json.dumps(metrics_record(result, config), indent=2))
+    remove_directory(out / CHECKPOINT_DIR)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-CHECKPOINT_DIR = "checkpoint"
+from llmbook.core.runs import CHECKPOINT_DIR as CHECKPOINT_DIR  # the run directory's layout
 
 STATE_FILE = "trainer_state.json"
 
@@ -77,6 +77,8 @@ class TrainResult:
     examples_per_second: float = 0.0
     stopped_early: bool = False
     output_dir: str | None = None
+    #: the optimizer step an interrupted run was continued from (None: it ran in one go)
+    resumed_at_step: int | None = None
 
 
 IGNORE_INDEX = -100  # label of positions that carry no loss (padding, unmasked MLM tokens)

@@ -221,7 +221,7 @@ def train(
     set_seed(config.seed)
     setup = prepare(model, tokenizer, train_dataset, eval_dataset, config, collator)
     out = Path(config.output_dir) if config.output_dir else None
-    state, result = load_training_state(setup.accelerator, out) or (
+    state, result = load_training_state(setup.accelerator, out, config) or (
         LoopState(), TrainResult(total_steps=setup.total_steps, output_dir=config.output_dir))
     best = BestModel.resumed(config, state, out)
     checkpointer = Checkpointer(out, config.checkpoint_min_seconds)
@@ -246,7 +246,8 @@ def train(
                                                save_best)
                 progress.bar.set_postfix({f"val_{config.metric_for_best}": f"{value:.4f}"})
             if state.step < setup.total_steps:  # finished: nothing to resume
-                checkpointer.maybe_save(setup.accelerator, state, result, progress.seconds)
+                checkpointer.maybe_save(setup.accelerator, state, result, progress.seconds,
+                                        config)
             patience = config.early_stopping_patience
             if patience is not None and state.patience >= patience:
                 break

@@ -55,7 +55,7 @@ def test_cached_runs_write_the_ledger_under_the_current_chapter(tmp_path, monkey
     assert card._repr_markdown_().startswith("> **Running this chapter.** Profile `smoke`")
 
     def build(directory):
-        directory.mkdir(parents=True)
+        directory.mkdir(parents=True, exist_ok=True)  # cached_run makes it
         (directory / "model.safetensors").write_bytes(b"")  # a finished run has weights
         (directory / "metrics.json").write_text("{}")
         return {}

@@ -79,13 +79,17 @@ def test_predict_on_an_export_gives_the_same_rows(dirs, tmp_path):
         assert main(["predict", "--model", str(dirs[kind]), "--output", str(out),
                      *[row["text"] for row in ROWS]]) == 0
         outputs[kind] = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["label"] for r in outputs["onnx"]] == [r["label"] for r in outputs["torch"]]
-    np.testing.assert_allclose([r["score"] for r in outputs["onnx"]],
-                               [r["score"] for r in outputs["torch"]], atol=1e-4)
-    assert list(outputs["onnx"][0]) == list(outputs["torch"][0]) == ["text", "label", "score"]
+    assert ([r["predicted_label"] for r in outputs["onnx"]]
+            == [r["predicted_label"] for r in outputs["torch"]])
+    np.testing.assert_allclose([r["predicted_score"] for r in outputs["onnx"]],
+                               [r["predicted_score"] for r in outputs["torch"]], atol=1e-4)
+    assert list(outputs["onnx"][0]) == list(outputs["torch"][0]) == [
+        "text", "predicted_label", "predicted_score"]
     int8 = load_scorer(dirs["int8"]).predict([row["text"] for row in ROWS])
-    np.testing.assert_allclose(int8[:, 1], [r["score"] if r["label"] == "positive"
-                                            else 1 - r["score"] for r in outputs["torch"]],
+    np.testing.assert_allclose(int8[:, 1], [r["predicted_score"]
+                                            if r["predicted_label"] == "positive"
+                                            else 1 - r["predicted_score"]
+                                            for r in outputs["torch"]],
                                atol=0.05)  # the same model, its weights rounded to int8
 
 

@@ -172,6 +172,25 @@ def test_resume_continues_the_same_schedule(tokenizer, data, tmp_path):
         torch.testing.assert_close(value, resumed_model.state_dict()[key], rtol=1e-4, atol=1e-5)
 
 
+def test_a_checkpoint_of_another_configuration_is_refused_and_a_swap_cut_short_resumes(
+        tokenizer, data, tmp_path):
+    cfg = dict(epochs=2, eval_every=3, checkpoint_min_seconds=0, output_dir=str(tmp_path))
+
+    def crash_at_step_8(step, _model):
+        if step == 8:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(tiny_model(tokenizer), tokenizer, *data, config(**cfg), step_hooks=[crash_at_step_8])
+    with pytest.raises(ValueError, match=r"another training configuration \(learning_rate: "):
+        train(tiny_model(tokenizer), tokenizer, *data, config(**cfg, learning_rate=1e-3))
+    # a kill between the two renames of a checkpoint swap leaves only the previous one
+    (tmp_path / "checkpoint").rename(tmp_path / "checkpoint.old")
+    resumed = train(tiny_model(tokenizer), tokenizer, *data, config(**cfg))
+    assert resumed.resumed_at_step == 6 and resumed.total_steps > 8
+    assert not any(p.name.startswith("checkpoint") for p in tmp_path.iterdir())
+
+
 def test_length_grouping_reduces_padding_and_covers_every_example():
     lengths = np.random.default_rng(0).integers(3, 200, size=1000)
     grouped = LengthGroupedBatchSampler(lengths, 32, group_by_length=True, seed=0)
