@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmbook.core.chapters import record_run_use
+from llmbook.core.utils import is_main_process
 
 #: Bump when a change in the library makes earlier runs incomparable.
 CACHE_VERSION = 2
@@ -116,16 +117,25 @@ def cached_run(kind: str, key: dict, build: Callable[[Path], dict], out: str | P
     directory = Path(out) if out else run_dir(kind, key)
     finished = None if force else finished_metrics(directory, key)
     if finished is not None:
-        record_run_use(runs_root(), kind, config_key(key), built=False, seconds=0.0)
+        if is_main_process():
+            record_run_use(runs_root(), kind, config_key(key), built=False, seconds=0.0)
         return Run(directory, finished, cached=True, loader=loader)
     started = time.perf_counter()
     added = build(directory)
-    record_run_use(runs_root(), kind, config_key(key), built=True,
-                   seconds=time.perf_counter() - started)
     metrics = json.loads((directory / METRICS_FILE).read_text())
     metrics.update(spec=key, run_key=config_key(key), **added)
-    (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    if is_main_process():  # several processes trained it: one writes (the others read alike)
+        record_run_use(runs_root(), kind, config_key(key), built=True,
+                       seconds=time.perf_counter() - started)
+        _replace_text(directory / METRICS_FILE, json.dumps(metrics, indent=2))
     return Run(directory, metrics, cached=False, loader=loader)
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write ``path`` at once (through a temporary file): a reader sees the old or the new."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 def cached_json(kind: str, key: dict, compute: Callable[[], object], refresh: bool = False):

@@ -13,6 +13,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file
 
 from llmbook.core.runs import METRICS_FILE
@@ -76,6 +77,9 @@ class Checkpointer:
 
     def maybe_save(self, accelerator, state: LoopState, result: TrainResult,
                    seconds: float) -> None:
+        if accelerator.num_processes > 1:  # every process must take the same decision
+            seconds = accelerator.reduce(torch.tensor(seconds, device=accelerator.device),
+                                         "mean").item()
         if self.out is None or seconds - self.saved_at < self.min_seconds:
             return
         self.saved_at = seconds
@@ -83,6 +87,7 @@ class Checkpointer:
         if accelerator.is_main_process:
             record = {"state": asdict(state), "result": asdict(result)}
             (self.out / CHECKPOINT_DIR / STATE_FILE).write_text(json.dumps(record))
+        accelerator.wait_for_everyone()  # the state is complete before anyone goes on
 
 
 def load_training_state(accelerator, out: Path | None) -> tuple[LoopState, TrainResult] | None:
@@ -103,6 +108,9 @@ def metrics_record(result: TrainResult, config: TrainConfig) -> dict:
         "train_seconds": result.train_seconds,
         "examples_per_second": result.examples_per_second,
         "stopped_early": result.stopped_early,
+        "num_processes": result.num_processes,
+        "global_batch_size": config.batch_size * config.gradient_accumulation_steps,
+        "examples_seen": result.examples_seen,
         "config": asdict(config),
         "train_log": result.train_log,
         "eval_log": result.eval_log,

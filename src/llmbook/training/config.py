@@ -77,6 +77,9 @@ class TrainResult:
     examples_per_second: float = 0.0
     stopped_early: bool = False
     output_dir: str | None = None
+    #: examples trained on, by all processes together (a resumed run counts the first part)
+    examples_seen: int = 0
+    num_processes: int = 1
 
 
 IGNORE_INDEX = -100  # label of positions that carry no loss (padding, unmasked MLM tokens)
