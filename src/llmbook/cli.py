@@ -33,6 +33,7 @@ import warnings
 from pathlib import Path
 
 from llmbook.core.runs import RunProvenanceWarning
+from llmbook.core.utils import is_main_process
 from llmbook.data.corpora import TASKS
 from llmbook.data.rows import good_rows, good_texts
 from llmbook.deployment.serving.command import add_serve_parser
@@ -64,6 +65,8 @@ def _finetune(args) -> int:
                                      method=args.method, rank=args.rank, **overrides)
     run = finetune(spec, out=args.out, force=args.force, resume=args.resume)
     test = run.test_metrics
+    if not is_main_process():  # one of several training processes: the first one reports
+        return 0
     print(f"model: {run.model_dir}{_origin(run)}")
     print(f"test accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}  "
           f"(n={test['n']}, trained {run.metrics['train_seconds']:.0f} s)")
@@ -129,6 +132,8 @@ def _pretrain(args) -> int:
     run = pretrain(spec_for(get_profile(args.profile), source, whole_word=args.whole_word,
                             **overrides), out=args.out, force=args.force, resume=args.resume)
     before, after = run.metrics["before"], run.metrics["after"]
+    if not is_main_process():
+        return 0
     print(f"model: {run.model_dir}{_origin(run)}")
     print(f"held-out perplexity {before['perplexity']:.1f} -> {after['perplexity']:.1f}, "
           f"masked-token accuracy {before['accuracy']:.3f} -> {after['accuracy']:.3f}")
@@ -145,6 +150,8 @@ def _pretrain_clm(profile, args, overrides: dict) -> int:
     run = pretrain_clm(clm_spec_for(profile, **overrides), out=args.out, force=args.force,
                        resume=args.resume)
     before, after = run.metrics["before"], run.metrics["after"]
+    if not is_main_process():
+        return 0
     print(f"model: {run.model_dir}{_origin(run)}")
     print(f"held-out perplexity {before['perplexity']:.1f} -> {after['perplexity']:.1f} "
           f"({run.metrics['steps_per_second']:.1f} steps/s); try it: "

@@ -40,6 +40,7 @@ from llmbook.core.durable import (
     remove_leftovers,
 )
 from llmbook.core.provenance import provenance, provenance_changes
+from llmbook.core.utils import is_main_process
 
 #: Bump when a change in the library makes earlier runs incomparable.
 CACHE_VERSION = 2
@@ -208,6 +209,8 @@ def cached_run(kind: str, key: dict, build: Callable[[Path], dict], out: str | P
     another one waits for it, then finds the finished run.
     """
     directory = Path(out) if out else run_dir(kind, key)
+    if not is_main_process():  # one of several training processes: the first keeps the books
+        return _build_alongside(directory, key, build, force, loader)
     with directory_lock(directory):
         finished = None if force else finished_metrics(directory, key)
         if finished is not None:
@@ -237,6 +240,19 @@ def _reused(directory: Path, metrics: dict, loader) -> Run:
                       "pass force=True (--force) to retrain it", RunProvenanceWarning,
                       stacklevel=3)
     return Run(directory, metrics, cached=True, loader=loader, provenance_changes=changes)
+
+
+def _build_alongside(directory: Path, key: dict, build: Callable[[Path], dict], force: bool,
+                     loader) -> Run:
+    """A non-main process of a multi-process build (chapter 13's scaling out): it trains with
+    the others but neither locks, records nor writes; the main process does all three."""
+    finished = None if force else finished_metrics(directory, key)
+    if finished is not None:
+        return Run(directory, finished, cached=True, loader=loader)
+    added = build(directory)
+    metrics = json.loads((directory / METRICS_FILE).read_text())
+    metrics.update(spec=key, run_key=config_key(key), **added)
+    return Run(directory, metrics, cached=False, loader=loader)
 
 
 def cached_json(kind: str, key: dict, compute: Callable[[], object], refresh: bool = False):

@@ -1,5 +1,5 @@
-"""Small helpers every chapter uses: offline mode and a timer (seeding is
-`transformers.set_seed`)."""
+"""Small helpers every chapter uses: offline mode, a timer (seeding is
+`transformers.set_seed`) and which process writes when several train together."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ _HUB_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE
 def is_offline() -> bool:
     """True unless ``LLMBOOK_OFFLINE`` is set to ``0``/``false``/``no``: offline is the default."""
     return os.environ.get("LLMBOOK_OFFLINE", "1").strip().lower() not in {"0", "false", "no"}
+
+
+def is_main_process() -> bool:
+    """True unless this is one of several processes started by ``torchrun`` or ``accelerate
+    launch`` (they set ``RANK``) and not the first: the one that writes files and prints."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def configure_environment() -> None:

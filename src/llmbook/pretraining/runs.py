@@ -16,7 +16,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from transformers import BertConfig, set_seed
@@ -37,7 +36,7 @@ from llmbook.pretraining.masking import (
 )
 from llmbook.training.config import WEIGHTS_FILE, TrainConfig
 from llmbook.training.evaluation import evaluate_model
-from llmbook.training.loop import train
+from llmbook.training.loop import launched_accelerator, train
 
 SCRATCH = "scratch"
 
@@ -101,7 +100,7 @@ class PretrainSpec:
 def evaluate_mlm(model, tokenizer, fixed_eval, batch_size: int = 64) -> dict:
     """Loss, perplexity and masked-token accuracy on a fixed-mask evaluation set."""
     loader = DataLoader(fixed_eval, batch_size=batch_size, collate_fn=MaskingCollator(tokenizer))
-    metrics = evaluate_model(model, loader, Accelerator(), masked_token_accuracy)
+    metrics = evaluate_model(model, loader, launched_accelerator(), masked_token_accuracy)
     return {**metrics, "perplexity": perplexity(metrics["loss"])}
 
 
@@ -182,7 +181,9 @@ def _pretrain_run(spec: PretrainSpec, directory: Path) -> dict:
     train_set = tokenize_for_mlm(pool, tokenizer, spec.max_length)
     fixed_eval = fixed_mask_dataset(tokenize_for_mlm(held_out, tokenizer, spec.max_length),
                                     tokenizer, seed=0)
-    collator = MaskingCollator(tokenizer, whole_word=spec.whole_word, seed=spec.seed)
+    # each process masks its own part of a batch: with its own random stream
+    collator = MaskingCollator(tokenizer, whole_word=spec.whole_word,
+                               seed=spec.seed + launched_accelerator().process_index)
     before = evaluate_mlm(model, tokenizer, fixed_eval)
     head_result = None
     if spec.head_warmup_steps:

@@ -21,6 +21,7 @@ from llmbook.training.augmentation import (
 )
 from llmbook.training.batching import (
     LengthGroupedBatchSampler,
+    ProcessShardedBatchSampler,
     make_collator,
     make_dataloader,
 )
@@ -53,6 +54,7 @@ from llmbook.training.loop import (
     Progress,
     Setup,
     evaluate_and_keep_best,
+    launched_accelerator,
     micro_batches,
     prepare,
     train,
@@ -76,6 +78,7 @@ __all__ = [
     "METHODS",
     "MaskedLMSubstituter",
     "PRESENTATION_FIELDS",
+    "ProcessShardedBatchSampler",
     "Progress",
     "STATE_FILE",
     "STOPWORDS",
@@ -94,6 +97,7 @@ __all__ = [
     "evaluate_model",
     "finish_run",
     "is_content_word",
+    "launched_accelerator",
     "load_training_state",
     "make_augmenter",
     "make_collator",

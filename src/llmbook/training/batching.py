@@ -1,4 +1,5 @@
-"""Batches for the training loop (chapter 9): dynamic padding and length-grouped sampling."""
+"""Batches for the training loop (chapter 9): dynamic padding and length-grouped sampling, and
+the cut of each batch across processes when the loop runs on several ("Scaling out")."""
 
 from __future__ import annotations
 
@@ -60,14 +61,63 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         yield from batches
 
 
+class ProcessShardedBatchSampler(Sampler[list[int]]):
+    """The batches of ``batch_sampler`` (global batches), each cut into ``processes`` contiguous,
+    near-equal parts yielded one after the other.
+
+    Under ``accelerate``, process ``p`` takes every ``processes``-th batch starting at ``p``
+    (:class:`accelerate.data_loader.BatchSamplerShard`), that is part ``p`` of every global
+    batch: the processes together see each global batch of a one-process run, every example
+    exactly once per epoch, with no padding examples.  The short batch (the remainder, wherever
+    the shuffle put it), when it has fewer examples than processes and so could not give each
+    one an example, is merged into a neighbouring batch.
+    ``batch_size`` is None, so ``accelerate`` takes the parts as they come.
+    """
+
+    batch_size = None
+
+    def __init__(self, batch_sampler: LengthGroupedBatchSampler, processes: int):
+        if len(batch_sampler.lengths) < processes:
+            raise ValueError(f"{len(batch_sampler.lengths)} examples cannot feed {processes} "
+                             f"processes")
+        self.batch_sampler, self.processes = batch_sampler, processes
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batch_sampler.set_epoch(epoch)
+
+    def global_batches(self) -> list[list[int]]:
+        batches = list(self.batch_sampler)
+        short = [i for i, batch in enumerate(batches) if len(batch) < self.processes]
+        if short and len(batches) > 1:  # the short one (shuffled anywhere) joins a neighbour
+            neighbour = short[0] - 1 if short[0] else 1
+            batches[neighbour] = batches[neighbour] + batches[short[0]]
+            del batches[short[0]]
+        return batches
+
+    def __len__(self) -> int:
+        sampler = self.batch_sampler
+        remainder = len(sampler.lengths) % sampler.batch_size
+        merged = len(sampler) > 1 and 0 < remainder < self.processes
+        return self.processes * (len(sampler) - merged)
+
+    def __iter__(self):
+        for batch in self.global_batches():
+            for part in np.array_split(np.asarray(batch), self.processes):
+                yield part.tolist()
+
+
 def make_collator(tokenizer, padding: str = "longest", max_length: int | None = None):
     """Pads each batch to its longest text (``"longest"``) or always to ``max_length``."""
     return DataCollatorWithPadding(tokenizer, padding=padding, max_length=max_length)
 
 
 def make_dataloader(dataset, collator, batch_size: int, *, shuffle: bool, group_by_length: bool,
-                    seed: int = 0) -> DataLoader:
-    """A DataLoader over a tokenized dataset using :class:`LengthGroupedBatchSampler`."""
+                    seed: int = 0, processes: int = 1) -> DataLoader:
+    """A DataLoader over a tokenized dataset using :class:`LengthGroupedBatchSampler`;
+    ``batch_size`` is the global batch, cut across ``processes``
+    (:class:`ProcessShardedBatchSampler`) when there are several."""
     lengths = [len(ids) for ids in dataset["input_ids"]]
     sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle, group_by_length, seed)
+    if processes > 1:
+        sampler = ProcessShardedBatchSampler(sampler, processes)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collator)

@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file
 
 from llmbook.core.durable import (
@@ -86,6 +87,9 @@ class Checkpointer:
 
     def maybe_save(self, accelerator, state: LoopState, result: TrainResult, seconds: float,
                    config: TrainConfig) -> None:
+        if accelerator.num_processes > 1:  # every process must take the same decision
+            seconds = accelerator.reduce(torch.tensor(seconds, device=accelerator.device),
+                                         "mean").item()
         if self.out is None or seconds - self.saved_at < self.min_seconds:
             return
         self.saved_at = seconds
@@ -100,6 +104,7 @@ class Checkpointer:
                       "config": _comparable(config)}
             atomic_write_text(partial / STATE_FILE, json.dumps(record))  # complete from here
             swap_directory(partial, self.out / CHECKPOINT_DIR)
+        accelerator.wait_for_everyone()  # the state is complete before anyone goes on
 
 
 def _comparable(config: TrainConfig) -> dict:
@@ -138,6 +143,9 @@ def metrics_record(result: TrainResult, config: TrainConfig) -> dict:
         "examples_per_second": result.examples_per_second,
         "stopped_early": result.stopped_early,
         "resumed_at_step": result.resumed_at_step,
+        "num_processes": result.num_processes,
+        "global_batch_size": config.batch_size * config.gradient_accumulation_steps,
+        "examples_seen": result.examples_seen,
         "config": asdict(config),
         "train_log": result.train_log,
         "eval_log": result.eval_log,

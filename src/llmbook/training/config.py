@@ -79,6 +79,9 @@ class TrainResult:
     output_dir: str | None = None
     #: the optimizer step an interrupted run was continued from (None: it ran in one go)
     resumed_at_step: int | None = None
+    #: examples trained on, by all processes together (a resumed run counts the first part)
+    examples_seen: int = 0
+    num_processes: int = 1
 
 
 IGNORE_INDEX = -100  # label of positions that carry no loss (padding, unmasked MLM tokens)

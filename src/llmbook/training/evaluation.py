@@ -60,6 +60,21 @@ def classification_eval(predictions: np.ndarray, labels: np.ndarray) -> dict:
     return {k: metrics[k] for k in ("accuracy", "macro_f1")}
 
 
+def _padded_across_processes(accelerator: Accelerator, predictions: torch.Tensor,
+                              labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad to the same shape on every process, labels with :data:`IGNORE_INDEX` (dropped after
+    the gather): token labels may be padded to other lengths, and several processes hold
+    parts of a batch that may differ by one example
+    (:class:`~llmbook.training.batching.ProcessShardedBatchSampler`), never padding examples."""
+    if labels.ndim > 1:
+        predictions = accelerator.pad_across_processes(predictions, dim=1)
+        labels = accelerator.pad_across_processes(labels, dim=1, pad_index=IGNORE_INDEX)
+    if accelerator.num_processes > 1:
+        predictions = accelerator.pad_across_processes(predictions, dim=0)
+        labels = accelerator.pad_across_processes(labels, dim=0, pad_index=IGNORE_INDEX)
+    return predictions, labels
+
+
 def evaluate_model(model, dataloader, accelerator: Accelerator,
                    metrics_fn: Callable[[np.ndarray, np.ndarray], dict] | None = classification_eval
                    ) -> dict:
@@ -80,11 +95,8 @@ def evaluate_model(model, dataloader, accelerator: Accelerator,
             total_loss += accelerator.reduce(outputs.loss.detach() * count, "sum").item()
             total_labels += int(accelerator.reduce(count, "sum").item())
             if metrics_fn is not None:
-                predictions, labels = outputs.logits.argmax(-1), batch["labels"]
-                if labels.ndim > 1:  # token labels: processes may have padded to other lengths
-                    predictions = accelerator.pad_across_processes(predictions, dim=1)
-                    labels = accelerator.pad_across_processes(labels, dim=1,
-                                                              pad_index=IGNORE_INDEX)
+                predictions, labels = _padded_across_processes(
+                    accelerator, outputs.logits.argmax(-1), batch["labels"])
                 predictions, labels = accelerator.gather_for_metrics((predictions, labels))
                 keep = labels != IGNORE_INDEX
                 prediction_parts.append(predictions[keep].cpu().numpy())

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,35 +82,59 @@ class Setup:
         return self.accelerator.unwrap_model(self.model)
 
 
+def launched_accelerator(**options) -> Accelerator:
+    """An :class:`~accelerate.Accelerator` for however the program was started: one process,
+    or several (``torchrun``, ``accelerate launch``), which on a machine without CUDA train on
+    the CPU with gloo (accelerate would otherwise run each process alone)."""
+    on_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    return Accelerator(cpu=on_cpu, **options)
+
+
 def prepare(model, tokenizer, train_dataset, eval_dataset, config: TrainConfig,
             collator=None) -> Setup:
-    """Loaders, optimizer and schedule (sized in optimizer steps), placed by accelerate."""
-    accelerator = Accelerator(
+    """Loaders, optimizer and schedule, placed by accelerate.
+
+    ``config.batch_size`` is the global batch: with several processes each takes its part of
+    every batch (:class:`~llmbook.training.batching.ProcessShardedBatchSampler`), so a run
+    makes the same optimizer steps on one process or several.  Steps, epochs and the schedule
+    are sized from the loader *after* ``accelerator.prepare`` has sharded it, in optimizer
+    steps; the schedule is sized ``num_processes`` times larger because accelerate steps it
+    once per process at every optimizer step.
+    """
+    accelerator = launched_accelerator(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         mixed_precision=_mixed_precision(config.mixed_precision),
     )
+    processes = accelerator.num_processes
     collator = collator or make_collator(tokenizer)
-    train_loader = make_dataloader(train_dataset, collator, config.batch_size, shuffle=True,
-                                   group_by_length=config.group_by_length, seed=config.seed)
-    eval_loader = None if eval_dataset is None else make_dataloader(
-        eval_dataset, collator, config.eval_batch_size, shuffle=False, group_by_length=True)
-    optimizer = make_optimizer(model, config.learning_rate, config.weight_decay)
+    train_loader = accelerator.prepare(make_dataloader(
+        train_dataset, collator, config.batch_size, shuffle=True,
+        group_by_length=config.group_by_length, seed=config.seed, processes=processes))
+    eval_loader = None if eval_dataset is None else accelerator.prepare(make_dataloader(
+        eval_dataset, collator, config.eval_batch_size, shuffle=False, group_by_length=True,
+        processes=processes))
     steps_per_epoch = math.ceil(len(train_loader) / config.gradient_accumulation_steps)
     total_steps = config.max_steps or steps_per_epoch * config.epochs
+    optimizer = make_optimizer(model, config.learning_rate, config.weight_decay)
     scheduler = get_scheduler(config.scheduler, optimizer,
-                              num_warmup_steps=round(config.warmup_ratio * total_steps),
-                              num_training_steps=total_steps * accelerator.num_processes)
-    model, optimizer, train_loader, scheduler = accelerator.prepare(
-        model, optimizer, train_loader, scheduler)
-    if eval_loader is not None:
-        eval_loader = accelerator.prepare(eval_loader)
+                              num_warmup_steps=round(config.warmup_ratio * total_steps) * processes,
+                              num_training_steps=total_steps * processes)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     return Setup(accelerator, model, optimizer, scheduler, train_loader, eval_loader,
                  steps_per_epoch, total_steps, math.ceil(total_steps / steps_per_epoch))
 
 
+def _epoch_sampler(loader):
+    """The book's batch sampler inside a (prepared, maybe sharded) loader: it takes the epoch."""
+    sampler = loader.batch_sampler
+    while not hasattr(sampler, "set_epoch"):
+        sampler = sampler.batch_sampler
+    return sampler
+
+
 def micro_batches(setup: Setup, state: LoopState) -> Iterator[tuple[int, dict]]:
     """``(epoch, batch)`` from where ``state`` says the run is (after a resume: mid-epoch)."""
-    sampler = setup.train_loader.batch_sampler
+    sampler = _epoch_sampler(setup.train_loader)
     for epoch in range(state.epoch, setup.epochs):
         # accelerate's loader re-seeds its sampler from its own epoch counter: keep both in step
         setup.train_loader.set_epoch(epoch)
@@ -144,21 +169,39 @@ def training_step(setup: Setup, batch: dict, config: TrainConfig, step: int,
 
 
 class Progress:
-    """The progress bar, the running training loss logged every ``log_every`` steps, timings."""
+    """The progress bar, the running training loss logged every ``log_every`` steps, timings.
 
-    def __init__(self, config: TrainConfig, setup: Setup, state: LoopState):
+    With several processes the loss and the example count are those of the global batch (the
+    mean of the processes' losses, as their averaged gradients are).
+    """
+
+    def __init__(self, config: TrainConfig, setup: Setup, state: LoopState,
+                 result: TrainResult):
         # without an explicit ``disable``, tqdm honours TQDM_DISABLE=1 (set by `make book`)
         shown = config.progress and setup.accelerator.is_local_main_process
         self.bar = tqdm(total=setup.total_steps, initial=state.step, desc="train", unit="step",
                         **({} if shown else {"disable": True}))
         self.log_every, self.setup = config.log_every, setup
         self.loss, self.count, self.examples, self.seconds = 0.0, 0, 0, 0.0
+        self.examples_before = result.examples_seen  # by the run this one resumes
 
     def micro_batch(self, loss: torch.Tensor, batch: dict, seconds: float) -> None:
         self.seconds += seconds
-        self.examples += batch["input_ids"].shape[0]
+        examples = batch["input_ids"].shape[0]
+        accelerator = self.setup.accelerator
+        if accelerator.num_processes > 1:
+            loss = accelerator.reduce(loss.detach(), "mean")
+            examples = int(accelerator.reduce(torch.tensor(examples, device=accelerator.device),
+                                              "sum").item())
+        self.examples += examples
         self.loss += loss.item()
         self.count += 1
+
+    def record(self, result: TrainResult) -> None:
+        """Examples seen (by all processes, since the run began) and how it ran, into
+        ``result``."""
+        result.examples_seen = self.examples_before + self.examples
+        result.num_processes = self.setup.accelerator.num_processes
 
     def optimizer_step(self, step: int, result: TrainResult) -> None:
         self.bar.update(1)
@@ -225,7 +268,7 @@ def train(
         LoopState(), TrainResult(total_steps=setup.total_steps, output_dir=config.output_dir))
     best = BestModel.resumed(config, state, out)
     checkpointer = Checkpointer(out, config.checkpoint_min_seconds)
-    progress = Progress(config, setup, state)
+    progress = Progress(config, setup, state, result)
     save_best = _best_saver(setup, tokenizer, out, result, config)
     setup.model.train()
     for epoch, batch in micro_batches(setup, state):
@@ -246,6 +289,7 @@ def train(
                                                save_best)
                 progress.bar.set_postfix({f"val_{config.metric_for_best}": f"{value:.4f}"})
             if state.step < setup.total_steps:  # finished: nothing to resume
+                progress.record(result)
                 checkpointer.maybe_save(setup.accelerator, state, result, progress.seconds,
                                         config)
             patience = config.early_stopping_patience
@@ -272,9 +316,11 @@ def _finish(setup: Setup, tokenizer, out: Path | None, state: LoopState, result:
     result.stopped_early = state.step < setup.total_steps
     result.train_seconds += progress.seconds
     result.examples_per_second = progress.examples / progress.seconds if progress.seconds else 0.0
+    progress.record(result)
     model = setup.unwrapped()
     best.restore(model)
     if out and setup.accelerator.is_main_process:
         finish_run(model, tokenizer, out, result, config, selected=setup.eval_loader is not None)
+    setup.accelerator.wait_for_everyone()  # the others return once the run's files are written
     model.eval()
     return result
