@@ -1,7 +1,9 @@
 """The training loop of the book (chapter 9 onwards; MLM in chapters 4 and 5; PEFT in 6).
 
 One loop, built on :class:`accelerate.Accelerator`, so the same code runs on a CPU, one GPU or
-several (``accelerate launch``).  What it does, in order of a step:
+several processes (``torchrun``, ``accelerate launch``; gloo on a machine without CUDA), where
+each process takes a part of every (global) batch: see :func:`prepare` and the book's "Scaling
+out" page.  What it does, in order of a step:
 
 * batches come from :class:`LengthGroupedBatchSampler` -- shuffled, and (by default) grouped
   so each batch holds texts of similar length -- and are padded only to their longest text;
