@@ -5,6 +5,7 @@ import asyncio
 import json
 import logging
 import shutil
+import socket
 import time
 
 import httpx
@@ -297,4 +298,28 @@ def test_llmbook_serve_command_in_a_child_process(model_dir):
         assert answer.status_code == 200 and server.alive()
         assert 'backend="torch"' in httpx.get(f"{server.url}/metrics").text
         assert server.key not in server.log_text()
+        # the probe port (--probe-port): probes and metrics, nothing else
+        probes = httpx.Client(base_url=server.probe_url, timeout=30)
+        assert probes.get("/readyz").json()["status"] == "ready"
+        scraped = probes.get("/metrics").text
+        assert 'llmbook_requests_total{endpoint="/v1/sentiment",status="200"} 1.0' in scraped
+        assert probes.post("/v1/sentiment", headers=server.headers,
+                           json={"text": "a gem"}).status_code == 404
     assert not server.alive()
+
+
+def test_serve_refuses_bad_probe_ports_and_settings_in_one_line(model_dir, capsys,
+                                                                monkeypatch):
+    monkeypatch.setenv("LLMBOOK_API_KEYS", KEY)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        assert main(["serve", "--model", str(model_dir), "--probe-port", port]) == 2
+        assert f"cannot listen for probes on 127.0.0.1:{port}" in capsys.readouterr().err
+    assert main(["serve", "--model", str(model_dir), "--port", "8123",
+                 "--probe-port", "8123"]) == 2
+    assert "is the API's port" in capsys.readouterr().err
+    assert main(["serve", "--model", str(model_dir), "--queue-texts", "10"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ServeConfig: queue_texts (10)") and err.count("\n") == 1
