@@ -1,22 +1,15 @@
-"""Command line: ``llmbook finetune | pretrain | distil | predict | evaluate | export | serve |
-generate | sft``.
+"""Command line: ``llmbook finetune | pretrain | distil | sft | predict | evaluate | export |
+serve | generate | bench`` (each subcommand's ``--help`` lists its options).
 
-* ``llmbook finetune --task rotten_tomatoes --profile cpu --out runs/rt``
-* ``llmbook distil --teacher runs/rt --layers 0,1,3,5 --out runs/rt-4l`` (chapter 14)
-* ``llmbook pretrain --from-scratch|--from MODEL --corpus imdb --out runs/mlm`` (a model
-  directory that ``llmbook finetune --model runs/mlm`` accepts); ``--objective clm
-  --from-scratch`` trains a small GPT-2 on next tokens instead (``llmbook generate`` reads it)
-* ``llmbook predict --model runs/rt "text" ...`` or
-  ``llmbook predict --model runs/rt --input file.jsonl|.csv --output preds.jsonl``
-* ``llmbook evaluate --model runs/rt --input file.jsonl [--report report.json]``; ``--model``
-  of predict and evaluate is a model directory or an export (:mod:`llmbook.deployment.scoring`)
-* ``llmbook export --model runs/rt --format onnx --quantize int8 --out runs/rt-onnx``
-* ``llmbook serve --model runs/rt-onnx [--generate smollm2] [--port 8000] [--backend onnx|torch]``
-  (chapter 15)
-* ``llmbook generate --model smollm2|DIR "prompt" [--temperature --top-k --top-p --seed
-  --stream]`` (part "Generative models", :mod:`llmbook.generation.command`)
-* ``llmbook sft --method lora|full [--export runs/assistant]`` (chapter 8): SmolLM2 tuned on
-  the three instruction sets; ``--export`` writes a servable model directory
+* ``finetune --task rotten_tomatoes --out runs/rt``; ``distil --teacher runs/rt`` (chapter 14)
+* ``pretrain --from-scratch|--from MODEL --out runs/mlm`` (``finetune --model runs/mlm`` takes
+  it); ``--objective clm --from-scratch`` trains a small GPT-2 that ``generate`` reads
+* ``sft --method lora|full [--export DIR]`` (chapter 8): SmolLM2 on the three instruction sets
+* ``predict --model runs/rt "text" ...`` or ``--input file.jsonl|.csv --output preds.jsonl``;
+  ``evaluate --model runs/rt --input file.jsonl [--report r.json]``: a model directory or an
+  export (:mod:`llmbook.deployment.scoring`)
+* ``export --model runs/rt --quantize int8 --out runs/rt-onnx``; ``serve --model runs/rt-onnx
+  [--generate smollm2]`` (chapter 15); ``generate --model smollm2|DIR "prompt"``
 
 Rows carry ``text`` (and ``label``, a class id or a label name of the model, for evaluate);
 predict adds ``predicted_label`` and ``predicted_score``.  A bad row (:mod:`llmbook.data.rows`)
