@@ -89,8 +89,9 @@ def test_predict_on_an_export_gives_the_same_rows(dirs, tmp_path):
     fp32 = np.array([r["predicted_score"] if r["predicted_label"] == "positive"
                      else 1 - r["predicted_score"] for r in outputs["torch"]])
     # the same model, its weights rounded to int8: on this random tiny model int8's error per
-    # text depends on the CPU's int8 kernels (0.10 at worst on this AMD EPYC without AVX-512, mean 0.04,
-    # correlation 0.84), so the check is on the whole set; a broken export scores at random
+    # text depends on the CPU's int8 kernels (0.10 at worst on an AMD EPYC without AVX-512,
+    # mean 0.04, correlation 0.84), so the check is on the whole set; a broken export scores
+    # at random
     assert np.corrcoef(int8, fp32)[0, 1] > 0.5
     assert np.abs(int8 - fp32).mean() < 0.1
 
