@@ -244,7 +244,7 @@ def _reused(directory: Path, metrics: dict, loader) -> Run:
 
 def _build_alongside(directory: Path, key: dict, build: Callable[[Path], dict], force: bool,
                      loader) -> Run:
-    """A non-main process of a multi-process build (chapter 13's scaling out): it trains with
+    """A non-main process of a multi-process build (the "Scaling out" page): it trains with
     the others but neither locks, records nor writes; the main process does all three."""
     finished = None if force else finished_metrics(directory, key)
     if finished is not None:
