@@ -124,29 +124,6 @@ def test_parser_limits_are_a_400_not_a_500(model_dir, body):
     assert "body is" in response.json()["detail"]
 
 
-def test_a_poisoned_text_fails_only_its_own_request(model_dir):
-    app = create_app(model_dir, config=ServeConfig(max_wait_ms=50), api_keys=[KEY])
-    predict = app.state.predictor.predict
-
-    def fragile(texts):
-        time.sleep(0.05)  # lets the requests meet in one batch
-        if any("POISON" in text for text in texts):
-            raise RuntimeError("the model cannot read this text")
-        return predict(texts)
-
-    app.state.predictor.predict = fragile
-    with LiveServer(app) as url:
-        async def mixed():
-            async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as client:
-                texts = ["a fine film"] * 5 + ["POISON"] + ["a dull film"] * 5
-                return await asyncio.gather(*(client.post("/v1/sentiment", json={"text": text})
-                                              for text in texts))
-        statuses = [r.status_code for r in asyncio.run(mixed())]
-        batches = httpx.get(f"{url}/metrics").text
-    assert statuses == [200] * 5 + [500] + [200] * 5
-    assert "llmbook_batch_size_count" in batches
-
-
 def test_a_lone_surrogate_is_a_422(client):
     response = post(client, None, content=b'{"texts": ["fine", "bad \\ud800 text"]}')
     assert response.status_code == 422

@@ -194,7 +194,9 @@ def test_a_poison_text_fails_only_its_own_request(model_dir):
                                               for text in texts))
         statuses = [r.status_code for r in asyncio.run(mixed())]
         ready = httpx.get(f"{running.probe_url}/readyz").status_code
+        metrics = httpx.get(f"{running.probe_url}/metrics").text
     assert statuses == [200] * 6 + [500] + [200] * 6 and ready == 200
+    assert "llmbook_batch_size_count" in metrics
 
 
 def half_open(port, count):

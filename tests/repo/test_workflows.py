@@ -3,6 +3,7 @@
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,25 @@ def test_gpu_job_runs_nbval_on_a_self_hosted_gpu_runner():
     assert "download.pytorch.org/whl/cu" in env["TORCH_SPEC"]
     assert "--nbval" in runs(job) and "notebooks/" in runs(job)
     assert "torch.cuda.is_available()" in runs(job), "fail fast when no GPU is visible"
+
+
+def test_gpu_job_runs_the_gpu_smoke_offline_before_nbval():
+    (job,) = load("gpu-nbval.yml")["jobs"].values()
+    commands = [step.get("run", "") for step in steps(job)]
+    smoke = next(i for i, run in enumerate(commands) if "scripts/gpu_smoke.py" in run)
+    assert smoke < next(i for i, run in enumerate(commands) if "--nbval" in run)
+    assert steps(job)[smoke]["env"]["LLMBOOK_OFFLINE"] == "1"  # the packaged models
+
+
+def test_gpu_smoke_without_cuda_says_so_in_one_line_and_exits_2():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible: the smoke check would run for minutes")
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_smoke.py")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("gpu-smoke: no CUDA device") and done.stderr.count("\n") == 1
 
 
 def book_stamp(project: Path, profile: str = "cpu") -> str:
