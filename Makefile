@@ -76,7 +76,7 @@ book: install
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/pytest tests -p no:cacheprovider
+	$(BIN)/pytest tests -p no:cacheprovider --durations=25
 	LLMBOOK_PROFILE=smoke $(BIN)/pytest --nbval-lax notebooks/ -p no:cacheprovider
 
 # JupyterLab on the chapters, for learners: every notebook opens in the llmbook kernel.  The
