@@ -5,17 +5,30 @@
 # Run it before calling an issue that touches notebooks/ or src/ resolved; quote its last lines.
 # A passing build also rewrites src/llmbook/core/timings.json here (the chapters' boxes).
 #   scripts/book_from_clean_clone.sh [directory]    (default: a new directory under /tmp)
+# Given the directory of a build that was stopped (a session's end, a reboot), it continues that
+# build instead: same clone, same commit, the notebooks already executed reused from its
+# jupyter-cache and the trained runs from its runs/.  Each invocation's wall time is appended to
+# walls.txt there; the report gives their sum.
 set -uo pipefail
 top=$(git rev-parse --show-toplevel)
 dir=${1:-$(mktemp -d /tmp/llmbook-book.XXXXXX)}
-git clone -q "$top" "$dir" || exit 1
+if [ -f "$dir/walls.txt" ]; then
+  echo "continuing the build in $dir ($(git -C "$dir" rev-parse --short HEAD); HEAD here is" \
+       "$(git rev-parse --short HEAD))"
+else
+  git clone -q "$top" "$dir" || exit 1
+fi
 cd "$dir" || exit 1
 start=$(date +%s)
-make book > book.log 2>&1
+echo "started $(date -u +%FT%TZ)" >> walls.txt
+make book >> book.log 2>&1
 status=$?
 seconds=$(( $(date +%s) - start ))
+echo "$seconds s, make book exited $status" >> walls.txt
+seconds=$(awk '/ s, make book exited/ {s += $1} END {print s}' walls.txt)
 echo "clean clone of $(git rev-parse --short HEAD) in $dir (log: $dir/book.log)"
-echo "make book exited $status after $((seconds / 3600)) h $((seconds % 3600 / 60)) min $((seconds % 60)) s"
+echo "make book exited $status after $((seconds / 3600)) h $((seconds % 3600 / 60)) min" \
+     "$((seconds % 60)) s ($(grep -c ' s, make book exited' walls.txt) invocation(s): walls.txt)"
 .venv/bin/python - <<'PY'
 from pathlib import Path
 
