@@ -128,11 +128,20 @@ HIDING_TAGS = {"remove-input", "hide-input", "hide-cell", "remove-cell"}
 GLUE = re.compile(r"\bglue\(")
 
 
+def _only_asserts(body: list[ast.stmt]) -> bool:
+    """Only asserts, possibly inside ``if`` blocks (``if profile.name != "smoke":``) whose
+    branches hold only asserts too."""
+    return bool(body) and all(
+        isinstance(statement, ast.Assert) or (
+            isinstance(statement, ast.If) and _only_asserts(statement.body)
+            and (not statement.orelse or _only_asserts(statement.orelse)))
+        for statement in body)
+
+
 def _is_bookkeeping(source: str) -> bool:
     if len(GLUE.findall(source)) >= 3:
         return True
-    body = ast.parse(source).body  # comments and blank lines leave no statement
-    return bool(body) and all(isinstance(statement, ast.Assert) for statement in body)
+    return _only_asserts(ast.parse(source).body)  # comments and blank lines leave nothing
 
 
 def untagged_bookkeeping_cells(path: Path) -> list[str]:
@@ -162,12 +171,14 @@ def test_the_bookkeeping_check_finds_untagged_cells(tmp_path):
         cell("two-glues", 'glue("a", 1)\nglue("b", 2)\n'),
         cell("logic", "x = 1\nassert x == 1\n"),
         cell("comment", "# nothing to run\n"),
+        cell("guarded", 'if profile.name != "smoke":\n    assert 1 < 2\nelse:\n    assert 1\n'),
+        cell("guarded-logic", 'if profile.name != "smoke":\n    x = 1\n    assert x\n'),
         {"cell_type": "markdown", "id": "prose", "metadata": {}, "source": "assert it\n"},
     ]
     path = tmp_path / "synthetic.ipynb"
     path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4,
                                 "nbformat_minor": 5}))
-    assert untagged_bookkeeping_cells(path) == ["glues", "asserts"]
+    assert untagged_bookkeeping_cells(path) == ["glues", "asserts", "guarded"]
 
 
 # No code cell over 15 lines (the generated set-up cell excepted): a longer one is either
