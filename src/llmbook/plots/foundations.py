@@ -7,7 +7,9 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from matplotlib.patches import FancyBboxPatch
+
+from llmbook.plots.shapes import BLUE, GREY, LIGHT, ORANGE, arrow, box
 
 #: The source article's concept map (section 2.2), as parent -> children edges.
 CONCEPT_EDGES: tuple[tuple[str, str], ...] = (
@@ -109,47 +111,31 @@ def plot_length_histograms(lengths: Mapping[str, np.ndarray], max_length: int | 
 
 
 
-_BLUE, _LIGHT, _ORANGE, _GREY = "#1f4e79", "#9dc3e6", "#f4b183", "#555555"
-
-
-def _box(ax, x: float, y: float, text: str, color: str, width: float = 3.2) -> None:
-    """A rounded box of ``width`` x 0.6 centred on ``(x, y)`` with ``text`` in it."""
-    ax.add_patch(FancyBboxPatch((x - width / 2, y - 0.3), width, 0.6,
-                                boxstyle="round,pad=0.05", facecolor=color, edgecolor=_GREY))
-    ax.text(x, y, text, ha="center", va="center", fontsize=9,
-            color="white" if color == _BLUE else "black")
-
-
-def _arrow(ax, start, end, **style) -> None:
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12,
-                                 color=_GREY, lw=1.3, **style))
-
-
 def plot_encoder_layer(hidden: int, heads: int, intermediate: int, layers: int | None = None):
     """One post-norm encoder layer (BERT's): attention and feed-forward, each followed by a
     residual addition and LayerNorm.  The sizes label the boxes; returns the figure."""
     fig, ax = plt.subplots(figsize=(5.6, 6.2))
     stages = [  # (y, text, colour): bottom to top, the order the data flows
-        (0.0, f"token + position embeddings\n(n x {hidden})", _LIGHT),
-        (1.3, f"multi-head self-attention\n{heads} heads x {hidden // heads} dims", _BLUE),
-        (2.4, "add & LayerNorm", _ORANGE),
-        (3.7, f"feed-forward: {hidden} -> {intermediate} -> {hidden}\nGELU", _BLUE),
-        (4.8, "add & LayerNorm", _ORANGE),
-        (6.1, f"layer output (n x {hidden})", _LIGHT),
+        (0.0, f"token + position embeddings\n(n x {hidden})", LIGHT),
+        (1.3, f"multi-head self-attention\n{heads} heads x {hidden // heads} dims", BLUE),
+        (2.4, "add & LayerNorm", ORANGE),
+        (3.7, f"feed-forward: {hidden} -> {intermediate} -> {hidden}\nGELU", BLUE),
+        (4.8, "add & LayerNorm", ORANGE),
+        (6.1, f"layer output (n x {hidden})", LIGHT),
     ]
     for y, text, color in stages:
-        _box(ax, 0.0, y, text, color)
+        box(ax, 0.0, y, text, color)
     for (y0, *_), (y1, *_) in zip(stages, stages[1:], strict=False):
-        _arrow(ax, (0.0, y0 + 0.35), (0.0, y1 - 0.35))
+        arrow(ax, (0.0, y0 + 0.35), (0.0, y1 - 0.35))
     for start, end in ((0.0, 2.4), (2.4, 4.8)):  # the residual paths skip each sublayer
-        _arrow(ax, (1.6, start), (1.6, end), connectionstyle="arc3,rad=0.5", linestyle="--")
-        ax.text(2.05, (start + end) / 2, "residual", fontsize=8, color=_GREY, rotation=90,
+        arrow(ax, (1.6, start), (1.6, end), connectionstyle="arc3,rad=0.5", linestyle="--")
+        ax.text(2.05, (start + end) / 2, "residual", fontsize=8, color=GREY, rotation=90,
                 va="center")
-    ax.text(0.08, 0.62, "q, k, v", fontsize=8, color=_GREY, ha="left", va="center")
+    ax.text(0.08, 0.62, "q, k, v", fontsize=8, color=GREY, ha="left", va="center")
     repeat = f"repeated {layers} times" if layers else "repeated in every layer"
     ax.add_patch(FancyBboxPatch((-1.9, 0.8), 4.2, 4.7, boxstyle="round,pad=0.05",
-                                facecolor="none", edgecolor=_GREY, linestyle=":"))
-    ax.text(-1.8, 5.42, repeat, fontsize=8, color=_GREY, va="top")
+                                facecolor="none", edgecolor=GREY, linestyle=":"))
+    ax.text(-1.8, 5.42, repeat, fontsize=8, color=GREY, va="top")
     ax.set_xlim(-2.1, 2.5)
     ax.set_ylim(-0.6, 6.6)
     ax.axis("off")
@@ -187,7 +173,7 @@ def plot_masks(masks: dict[str, np.ndarray],
         if mask.shape[0] <= 12:  # small enough to write the 0s and 1s in
             for (i, j), allowed in np.ndenumerate(mask):
                 ax.text(j, i, str(int(allowed)), ha="center", va="center", fontsize=7,
-                        color="white" if allowed else _GREY)
+                        color="white" if allowed else GREY)
         labels = tokens.get(name) if isinstance(tokens, dict) else tokens
         labels = list(labels) if labels is not None else list(range(mask.shape[0]))
         ax.set_xticks(range(mask.shape[1]), labels, rotation=90, fontsize=8)
