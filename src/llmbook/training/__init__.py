@@ -22,6 +22,7 @@ from llmbook.training.augmentation import (
 from llmbook.training.batching import (
     LengthGroupedBatchSampler,
     ProcessShardedBatchSampler,
+    loading_options,
     make_collator,
     make_dataloader,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "is_content_word",
     "launched_accelerator",
     "load_training_state",
+    "loading_options",
     "make_augmenter",
     "make_collator",
     "make_dataloader",

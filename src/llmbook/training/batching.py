@@ -4,9 +4,11 @@ the cut of each batch across processes when the loop runs on several ("Scaling o
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, Sampler
 from transformers import DataCollatorWithPadding
 
@@ -111,13 +113,24 @@ def make_collator(tokenizer, padding: str = "longest", max_length: int | None = 
     return DataCollatorWithPadding(tokenizer, padding=padding, max_length=max_length)
 
 
+def loading_options() -> dict:
+    """DataLoader options for the device: with CUDA, worker processes collate the next batches
+    while the GPU computes and pinned memory speeds up the copy to it; on the CPU the workers
+    would take cores from the training itself, so batches are collated in the main process."""
+    if not torch.cuda.is_available():
+        return {}
+    workers = min(4, max(1, (os.cpu_count() or 2) // 2))
+    return {"num_workers": workers, "pin_memory": True, "persistent_workers": True}
+
+
 def make_dataloader(dataset, collator, batch_size: int, *, shuffle: bool, group_by_length: bool,
                     seed: int = 0, processes: int = 1) -> DataLoader:
     """A DataLoader over a tokenized dataset using :class:`LengthGroupedBatchSampler`;
     ``batch_size`` is the global batch, cut across ``processes``
-    (:class:`ProcessShardedBatchSampler`) when there are several."""
+    (:class:`ProcessShardedBatchSampler`) when there are several; :func:`loading_options` for
+    the device."""
     lengths = [len(ids) for ids in dataset["input_ids"]]
     sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle, group_by_length, seed)
     if processes > 1:
         sampler = ProcessShardedBatchSampler(sampler, processes)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collator)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collator, **loading_options())

@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 from accelerate.data_loader import BatchSamplerShard
 
-from llmbook.training import LengthGroupedBatchSampler, ProcessShardedBatchSampler
+from llmbook.training import (
+    LengthGroupedBatchSampler,
+    ProcessShardedBatchSampler,
+    loading_options,
+    make_dataloader,
+)
 
 
 def shards(n: int, batch_size: int, processes: int):
@@ -50,3 +55,20 @@ def test_epochs_differ_and_repeat():
     assert list(sampler) != first
     sampler.set_epoch(0)
     assert list(sampler) == first
+
+
+def test_loaders_use_workers_and_pinned_memory_only_with_cuda(monkeypatch):
+    from datasets import Dataset
+
+    from llmbook.training import batching
+
+    dataset = Dataset.from_dict({"input_ids": [[1, 2], [3]], "label": [0, 1]})
+    monkeypatch.setattr(batching.torch.cuda, "is_available", lambda: False)
+    loader = make_dataloader(dataset, None, 2, shuffle=False, group_by_length=False)
+    assert loading_options() == {} and loader.num_workers == 0 and not loader.pin_memory
+    monkeypatch.setattr(batching.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(batching.os, "cpu_count", lambda: 16)
+    loader = make_dataloader(dataset, None, 2, shuffle=False, group_by_length=False)
+    assert (loader.num_workers, loader.pin_memory, loader.persistent_workers) == (4, True, True)
+    monkeypatch.setattr(batching.os, "cpu_count", lambda: 2)
+    assert loading_options()["num_workers"] == 1
