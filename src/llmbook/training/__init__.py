@@ -1,6 +1,6 @@
 """The shared training loop of chapter 9 (used by chapters 4-14): configuration, batching,
-optimizer and schedule, evaluation, checkpoint and resume, adversarial training (chapter 13) and
-text augmentation (chapter 13)."""
+optimizer and schedule, evaluation, checkpoint and resume, adversarial training (chapter 13),
+text augmentation (chapter 13) and R-Drop consistency (learning from unlabelled data)."""
 
 from llmbook.training.adversarial import adversarial_backward
 from llmbook.training.augmentation import (
@@ -35,6 +35,7 @@ from llmbook.training.checkpoint import (
     save_model,
 )
 from llmbook.training.config import (
+    ADDED_FIELDS,
     CHECKPOINT_DIR,
     IGNORE_INDEX,
     PRESENTATION_FIELDS,
@@ -43,6 +44,7 @@ from llmbook.training.config import (
     TrainConfig,
     TrainResult,
 )
+from llmbook.training.consistency import rdrop_loss, symmetric_kl
 from llmbook.training.evaluation import (
     classification_eval,
     classification_metrics,
@@ -67,6 +69,7 @@ from llmbook.training.optim import (
 )
 
 __all__ = [
+    "ADDED_FIELDS",
     "Augmenter",
     "BestModel",
     "CHECKPOINT_DIR",
@@ -111,8 +114,10 @@ __all__ = [
     "random_deletion",
     "random_insertion",
     "random_swap",
+    "rdrop_loss",
     "save_model",
     "schedule_lrs",
+    "symmetric_kl",
     "synonym_replacement",
     "train",
     "training_step",
