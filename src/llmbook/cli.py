@@ -169,10 +169,16 @@ def _evaluate(args) -> int:
 def _export(args) -> int:
     from llmbook.deployment.export import export_model
 
+    key = None
+    if args.sign_key:  # read as serve reads $LLMBOOK_MANIFEST_KEY_FILE
+        path = Path(args.sign_key)
+        key = path.read_bytes().strip() if path.is_file() else None
+        if not key:
+            raise ValueError(f"--sign-key {path}: {'empty' if path.is_file() else 'no such file'}")
     out = export_model(args.model, args.out, quantize=None if args.quantize == "none"
-                       else args.quantize)
+                       else args.quantize, key=key)
     print(f"exported {args.model} -> {out} (format onnx, quantize {args.quantize}); "
-          f"sha256 manifest: {out / 'manifest.json'}")
+          f"sha256 manifest{' (signed)' if key else ''}: {out / 'manifest.json'}")
     return 0
 
 
@@ -271,6 +277,8 @@ def _add_model_commands(commands) -> None:
     p.add_argument("--format", choices=["onnx"], default="onnx")
     p.add_argument("--quantize", choices=["none", "int8"], default="none")
     p.add_argument("--out", required=True, help="output directory (gets a sha256 manifest)")
+    p.add_argument("--sign-key", metavar="FILE", help="sign the manifest (HMAC-SHA256) with "
+                   "the key in FILE; `serve` then needs the same key ($LLMBOOK_MANIFEST_KEY_FILE)")
     p.set_defaults(func=_export)
 
     add_serve_parser(commands)
