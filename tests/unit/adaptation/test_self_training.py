@@ -18,6 +18,7 @@ from llmbook.adaptation import (
 )
 from llmbook.cli import main
 from llmbook.core import config_key, get_profile
+from llmbook.plots import plot_threshold_tradeoff
 from llmbook.training import TrainConfig, rdrop_loss, symmetric_kl
 
 PROBABILITIES = np.array([[0.95, 0.05], [0.6, 0.4], [0.02, 0.98], [0.99, 0.01],
@@ -40,6 +41,9 @@ def test_threshold_tradeoff_measures_the_kept_share_and_its_accuracy():
     assert table["accuracy of kept"].tolist() == [pytest.approx(5 / 6), 1.0]
     # balanced: class 1 is the scarcer one (2 rows at 0.5, 1 at 0.96)
     assert table["pool sentences kept"].tolist() == [4, 2]
+    fig = plot_threshold_tradeoff(table)
+    assert [ax.get_title() for ax in fig.axes] == ["validation: pseudo-label quality",
+                                                   "unlabelled pool: sentences kept"]
 
 
 def test_symmetric_kl_is_zero_for_equal_logits_and_symmetric():
