@@ -13,13 +13,11 @@ import argparse
 
 from llmbook.adaptation.finetune import FinetuneSpec, finetune
 from llmbook.adaptation.self_training import self_training_rounds
-from llmbook.core.profiles import get_profile
+from llmbook.core.profiles import PROFILES, get_profile
 from llmbook.core.runs import add_run_options
 from llmbook.core.utils import is_main_process, options_given
 from llmbook.data.corpora import TASKS
 from llmbook.models.adapters import METHODS
-
-PROFILES = ["smoke", "cpu", "gpu"]
 
 
 def _spec(args):
@@ -60,7 +58,7 @@ def run_finetune(args) -> int:
 def add_finetune_parser(commands) -> argparse.ArgumentParser:
     p = commands.add_parser("finetune", help="fine-tune a sentiment classifier")
     p.add_argument("--task", choices=TASKS, default="rotten_tomatoes")
-    p.add_argument("--profile", choices=PROFILES, default=None,
+    p.add_argument("--profile", choices=list(PROFILES), default=None,
                    help="run profile (default: $LLMBOOK_PROFILE, else cpu or gpu)")
     p.add_argument("--model", default=None, help="'minilm', a hub id or a model directory")
     p.add_argument("--out", default=None, help="output directory (default: the runs/ cache)")
