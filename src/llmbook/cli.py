@@ -25,45 +25,13 @@ import sys
 import warnings
 from pathlib import Path
 
-from llmbook.core.runs import RunProvenanceWarning
-from llmbook.core.utils import is_main_process
+from llmbook.adaptation.command import add_finetune_parser, run_finetune
+from llmbook.core.runs import RunProvenanceWarning, add_run_options
+from llmbook.core.utils import is_main_process, options_given
 from llmbook.data.corpora import TASKS
 from llmbook.data.rows import good_rows, good_texts
 from llmbook.deployment.serving.command import add_serve_parser
 from llmbook.generation.command import add_generate_parser
-from llmbook.models.adapters import METHODS
-
-
-def _given(**options) -> dict:
-    """The options given on the command line (``None`` means "the profile's default")."""
-    return {name: value for name, value in options.items() if value is not None}
-
-
-def _origin(run) -> str:
-    """`` (cached)`` or `` (resumed at step N)``; a warning if made with other versions."""
-    if run.cached and run.provenance_changes:
-        print(f"warning: {run.model_dir} was made with {', '.join(run.provenance_changes)}; "
-              "reused as it is (--force retrains it)", file=sys.stderr)
-    resumed = run.metrics.get("resumed_at_step")
-    return " (cached)" if run.cached else f" (resumed at step {resumed})" if resumed else ""
-
-
-def _finetune(args) -> int:
-    from llmbook.adaptation.finetune import FinetuneSpec, finetune
-    from llmbook.core.profiles import get_profile
-
-    overrides = _given(epochs=args.epochs, learning_rate=args.lr, seed=args.seed,
-                       checkpoint_min_seconds=args.checkpoint_seconds)
-    spec = FinetuneSpec.from_profile(args.task, get_profile(args.profile), args.model,
-                                     method=args.method, rank=args.rank, **overrides)
-    run = finetune(spec, out=args.out, force=args.force, resume=args.resume)
-    test = run.test_metrics
-    if not is_main_process():  # one of several training processes: the first one reports
-        return 0
-    print(f"model: {run.model_dir}{_origin(run)}")
-    print(f"test accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}  "
-          f"(n={test['n']}, trained {run.metrics['train_seconds']:.0f} s)")
-    return 0
 
 
 def _sft(args) -> int:
@@ -72,7 +40,7 @@ def _sft(args) -> int:
     from llmbook.generation.sft import export_tuned, instruction_tune, mixture_sizes, sft_spec_for
 
     spec = sft_spec_for(get_profile(args.profile), method=args.method,
-                        **_given(epochs=args.epochs, learning_rate=args.lr, seed=args.seed))
+                        **options_given(epochs=args.epochs, learning_rate=args.lr, seed=args.seed))
     print(f"instruction tuning SmolLM2-135M-Instruct ({spec.method}) on {mixture_sizes(spec)}")
     run = instruction_tune(spec, out=args.out, force=args.force)
     print(f"model: {run.model_dir}{' (cached)' if run.cached else ''}")
@@ -93,7 +61,7 @@ def _distil(args) -> int:
     from llmbook.core.profiles import get_profile
     from llmbook.deployment.distillation import DistilSpec, distil
 
-    overrides = _given(epochs=args.epochs, learning_rate=args.lr, seed=args.seed)
+    overrides = options_given(epochs=args.epochs, learning_rate=args.lr, seed=args.seed)
     spec = DistilSpec.from_profile(args.teacher, args.task, get_profile(args.profile),
                                    **overrides)
     if args.layers:
@@ -116,7 +84,7 @@ def _distil(args) -> int:
 def _pretrain(args) -> int:
     from llmbook.core.profiles import get_profile
 
-    overrides = _given(steps=args.steps, learning_rate=args.lr, seed=args.seed)
+    overrides = options_given(steps=args.steps, learning_rate=args.lr, seed=args.seed)
     if args.objective == "clm":
         return _pretrain_clm(get_profile(args.profile), args, overrides)
     from llmbook.pretraining.runs import SCRATCH, pretrain, spec_for
@@ -127,7 +95,7 @@ def _pretrain(args) -> int:
     before, after = run.metrics["before"], run.metrics["after"]
     if not is_main_process():
         return 0
-    print(f"model: {run.model_dir}{_origin(run)}")
+    print(f"model: {run.model_dir}{run.origin()}")
     print(f"held-out perplexity {before['perplexity']:.1f} -> {after['perplexity']:.1f}, "
           f"masked-token accuracy {before['accuracy']:.3f} -> {after['accuracy']:.3f}")
     return 0
@@ -145,7 +113,7 @@ def _pretrain_clm(profile, args, overrides: dict) -> int:
     before, after = run.metrics["before"], run.metrics["after"]
     if not is_main_process():
         return 0
-    print(f"model: {run.model_dir}{_origin(run)}")
+    print(f"model: {run.model_dir}{run.origin()}")
     print(f"held-out perplexity {before['perplexity']:.1f} -> {after['perplexity']:.1f} "
           f"({run.metrics['steps_per_second']:.1f} steps/s); try it: "
           f"llmbook generate --model {run.model_dir} \"This movie was\"")
@@ -201,10 +169,16 @@ def _evaluate(args) -> int:
 def _export(args) -> int:
     from llmbook.deployment.export import export_model
 
+    key = None
+    if args.sign_key:  # read as serve reads $LLMBOOK_MANIFEST_KEY_FILE
+        path = Path(args.sign_key)
+        key = path.read_bytes().strip() if path.is_file() else None
+        if not key:
+            raise ValueError(f"--sign-key {path}: {'empty' if path.is_file() else 'no such file'}")
     out = export_model(args.model, args.out, quantize=None if args.quantize == "none"
-                       else args.quantize)
+                       else args.quantize, key=key)
     print(f"exported {args.model} -> {out} (format onnx, quantize {args.quantize}); "
-          f"sha256 manifest: {out / 'manifest.json'}")
+          f"sha256 manifest{' (signed)' if key else ''}: {out / 'manifest.json'}")
     return 0
 
 
@@ -243,22 +217,7 @@ def _add_sft_command(commands) -> None:
 
 def _add_training_commands(commands) -> None:
     """``finetune``, ``distil``, ``pretrain``: runs that train (and cache) a model."""
-    p = commands.add_parser("finetune", help="fine-tune a sentiment classifier")
-    p.add_argument("--task", choices=TASKS, default="rotten_tomatoes")
-    p.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None,
-                   help="run profile (default: $LLMBOOK_PROFILE, else cpu or gpu)")
-    p.add_argument("--model", default=None, help="'minilm', a hub id or a model directory")
-    p.add_argument("--out", default=None, help="output directory (default: the runs/ cache)")
-    p.add_argument("--method", choices=METHODS, default="full",
-                   help="full fine-tuning or a parameter-efficient method (chapter 10)")
-    p.add_argument("--rank", type=int, default=8, help="LoRA/AdaLoRA rank")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--lr", type=float, help="default: the profile's (full) or the method's")
-    p.add_argument("--seed", type=int)
-    _add_run_options(p)
-    p.add_argument("--checkpoint-seconds", type=float, metavar="S", help="write the resumable "
-                   "state at an evaluation once S seconds of training passed (default 60)")
-    p.set_defaults(func=_finetune)
+    add_finetune_parser(commands).set_defaults(func=run_finetune)
 
     p = commands.add_parser("distil", help="distil a fine-tuned model into fewer layers")
     p.add_argument("--teacher", required=True, help="model directory from `llmbook finetune`")
@@ -292,15 +251,8 @@ def _add_training_commands(commands) -> None:
     p.add_argument("--objective", choices=["mlm", "clm"], default="mlm",
                    help="mlm: BERT's masked tokens (chapter 4); clm: GPT's next token, "
                         "from scratch only (Generative models)")
-    _add_run_options(p)
+    add_run_options(p)
     p.set_defaults(func=_pretrain)
-
-
-def _add_run_options(p) -> None:
-    p.add_argument("--force", action="store_true", help="retrain even if a finished run exists "
-                   "(and discard an interrupted one)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in the "
-                   "directory from its checkpoint (refused if its configuration differs)")
 
 
 def _add_model_commands(commands) -> None:
@@ -325,6 +277,8 @@ def _add_model_commands(commands) -> None:
     p.add_argument("--format", choices=["onnx"], default="onnx")
     p.add_argument("--quantize", choices=["none", "int8"], default="none")
     p.add_argument("--out", required=True, help="output directory (gets a sha256 manifest)")
+    p.add_argument("--sign-key", metavar="FILE", help="sign the manifest (HMAC-SHA256) with "
+                   "the key in FILE; `serve` then needs the same key ($LLMBOOK_MANIFEST_KEY_FILE)")
     p.set_defaults(func=_export)
 
     add_serve_parser(commands)
@@ -341,7 +295,7 @@ def _add_model_commands(commands) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    warnings.filterwarnings("ignore", category=RunProvenanceWarning)  # _origin says it
+    warnings.filterwarnings("ignore", category=RunProvenanceWarning)  # Run.origin says it
     try:
         return args.func(args)
     except (OSError, ValueError) as err:  # FileNotFoundError, PermissionError among them

@@ -9,7 +9,8 @@ import httpx
 import uvicorn
 
 from llmbook.deployment import free_port
-from llmbook.deployment.serving.guard import ConnectionLimits, guarded_protocol
+from llmbook.deployment.serving.app import guarded_server_options
+from llmbook.deployment.serving.guard import ConnectionLimits
 
 KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -25,8 +26,7 @@ class LiveServer:
 
     def __init__(self, app, limits: ConnectionLimits | None = None):
         self.port = free_port()
-        guard = ({"http": guarded_protocol(limits),
-                  "h11_max_incomplete_event_size": limits.max_header_bytes} if limits else {})
+        guard = guarded_server_options(app, limits) if limits else {}
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                                     log_level="warning", **guard))
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -11,6 +11,7 @@ behind the connection guard of ``llmbook serve`` and with its probe server:
 
 import asyncio
 import json
+import re
 import socket
 import threading
 import time
@@ -172,6 +173,9 @@ def test_a_stalled_body_is_a_4xx_not_a_500(service):
         assert s.recv(100) == b""
     metrics = httpx.get(f"{service.probe_url}/metrics").text
     assert 'status="5' not in metrics
+    refused = re.search(r'llmbook_connections_refused_total\{reason="body_timeout"\} (\S+)',
+                        metrics)
+    assert refused and float(refused.group(1)) >= 1  # counted, though the app never saw it
 
 
 def test_a_poison_text_fails_only_its_own_request(model_dir):

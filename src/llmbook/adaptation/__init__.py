@@ -1,6 +1,6 @@
 """Adaptation (chapters 9, 10, 11 and 12): fine-tuning runs, classical baselines, the
-parameter-efficient methods compared, few- and zero-shot learning, transfer and continual
-learning."""
+parameter-efficient methods compared, few- and zero-shot learning, learning from unlabelled
+data (pseudo-labels, self-training), transfer and continual learning."""
 
 from llmbook.adaptation.baselines import (
     SEED,
@@ -37,6 +37,16 @@ from llmbook.adaptation.peft_methods import (
     comparison_table,
     training_cost,
 )
+from llmbook.adaptation.pseudo_labels import (
+    POOL_SEED,
+    confident_balanced,
+    pool_probabilities,
+    pseudo_labelled,
+    teacher_probabilities,
+    threshold_tradeoff,
+    unlabelled_pool,
+)
+from llmbook.adaptation.self_training import rounds_table, self_training_rounds, student_spec
 from llmbook.adaptation.training_data import DataRecipe
 from llmbook.adaptation.transfer import (
     REPLAY_SHARE,
@@ -76,6 +86,7 @@ __all__ = [
     "LEARNING_RATES",
     "LinearProbe",
     "MajorityClass",
+    "POOL_SEED",
     "QUESTION",
     "REPLAY_SHARE",
     "SEED",
@@ -91,6 +102,7 @@ __all__ = [
     "chat_prompt",
     "cloze_probs",
     "comparison_table",
+    "confident_balanced",
     "continual_learning",
     "continual_runs",
     "correct_flags",
@@ -104,12 +116,20 @@ __all__ = [
     "forgetting",
     "label_word_probs",
     "model_key",
+    "pool_probabilities",
     "prepare_splits",
     "probe_curve",
+    "pseudo_labelled",
+    "rounds_table",
     "run_baselines",
     "seed_summary",
+    "self_training_rounds",
+    "student_spec",
     "task_spec",
+    "teacher_probabilities",
     "test_sets",
+    "threshold_tradeoff",
     "training_cost",
     "transfer_matrix",
+    "unlabelled_pool",
 ]

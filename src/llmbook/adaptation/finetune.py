@@ -9,7 +9,6 @@ the same settings loads the finished run instead of training.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -23,7 +22,7 @@ from llmbook import __version__
 from llmbook.adaptation.peft_methods import LEARNING_RATES
 from llmbook.adaptation.training_data import DataRecipe
 from llmbook.core.profiles import Profile
-from llmbook.core.runs import METRICS_FILE, Run, cached_run, drop_unset
+from llmbook.core.runs import Run, cached_run, drop_unset, model_key
 from llmbook.data.tokenization import tokenize_dataset
 from llmbook.models.adapters import (
     AdapterSpec,
@@ -44,7 +43,8 @@ from llmbook.training.loop import train
 #: on the spec itself, and on its :class:`~llmbook.training.config.TrainConfig`.
 ADDED_SPEC_OPTIONS: dict = {"method": "full", "rank": 8, "shots_per_class": None,
                             "replay_task": None, "replay_size": 0,
-                            "dropout": None, "augment": None, "augment_model": None}
+                            "dropout": None, "augment": None, "augment_model": None,
+                            "teacher": None, "unlabelled_size": 0, "pseudo_threshold": 0.9}
 
 ADDED_TRAIN_OPTIONS: dict = {"adversarial_epsilon": 0.0}
 
@@ -108,18 +108,10 @@ class FinetuneSpec:
         flat |= asdict(self.adapter) | asdict(self.data)
         spec = drop_unset(flat, ADDED_SPEC_OPTIONS)
         spec["train"] = drop_unset(self.train.result_fields(), ADDED_TRAIN_OPTIONS)
-        for name in ("model_name", "augment_model"):
+        for name in ("model_name", "augment_model", "teacher"):
             if spec.get(name) is not None:
                 spec[name] = model_key(spec[name])
         return {"llmbook": __version__, **spec}
-
-
-def model_key(name: str) -> str:
-    """A locally trained model is keyed on its own run record, not on its path."""
-    model = Path(name)
-    if model.is_dir() and (model / METRICS_FILE).exists():
-        return json.loads((model / METRICS_FILE).read_text()).get("run_key", name)
-    return name
 
 
 def finetune(spec: FinetuneSpec, out: str | Path | None = None, force: bool = False,

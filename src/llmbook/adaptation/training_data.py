@@ -2,8 +2,10 @@
 
 A :class:`DataRecipe` is the data half of a :class:`~llmbook.adaptation.finetune.FinetuneSpec`:
 starting from the task's splits cut to the profile's sizes, it mixes in examples of an earlier
-task (rehearsal, chapter 12), keeps ``k`` examples per class (few-shot, chapter 11) and adds an
-augmented copy of every training example (chapter 13), in that order.
+task (rehearsal, chapter 12), keeps ``k`` examples per class (few-shot, chapter 11), adds the
+unlabelled sentences a teacher labels confidently (self-training,
+:mod:`llmbook.adaptation.pseudo_labels`) and an augmented copy of every training example
+(chapter 13), in that order.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 
 from datasets import DatasetDict, concatenate_datasets
 
+from llmbook.adaptation.pseudo_labels import pseudo_labelled
 from llmbook.core.utils import Timer
 from llmbook.data.corpora import limit_sizes, load_sentiment, sample_per_class, subsample
 from llmbook.training.augmentation import augment_dataset, make_augmenter
@@ -30,6 +33,17 @@ class DataRecipe:
     #: one augmented copy of every training example; "mlm" samples from ``augment_model``
     augment: str | None = None
     augment_model: str | None = None
+    #: self-training: a finished run's model directory labels ``unlabelled_size`` IMDb
+    #: sentences; those labelled with probability >= ``pseudo_threshold`` join, as many per class
+    teacher: str | None = None
+    unlabelled_size: int = 0
+    pseudo_threshold: float = 0.9
+
+    def __post_init__(self):
+        if bool(self.teacher) != (self.unlabelled_size > 0):
+            raise ValueError("self-training needs both a teacher and unlabelled_size > 0 "
+                             f"(got teacher={self.teacher!r}, "
+                             f"unlabelled_size={self.unlabelled_size})")
 
     @property
     def has_validation(self) -> bool:
@@ -51,6 +65,9 @@ class DataRecipe:
                                                     subsample(earlier, self.replay_size)])
         if self.shots_per_class:
             splits["train"] = sample_per_class(splits["train"], self.shots_per_class, seed=seed)
+        if self.teacher:
+            splits["train"] = concatenate_datasets([splits["train"], pseudo_labelled(
+                self.teacher, self.unlabelled_size, self.pseudo_threshold)])
         if not self.augment:
             return splits, 0.0
         with Timer() as timer:

@@ -31,6 +31,7 @@ from llmbook.core.runs import (
     config_key,
     drop_unset,
     finished_metrics,
+    model_key,
     project_root,
     run_dir,
     runs_root,
@@ -39,6 +40,7 @@ from llmbook.core.utils import (
     Timer,
     configure_environment,
     is_offline,
+    options_given,
 )
 
 __all__ = [
@@ -65,6 +67,8 @@ __all__ = [
     "finished_metrics",
     "get_profile",
     "is_offline",
+    "model_key",
+    "options_given",
     "package_dir",
     "project_root",
     "record_run_use",

@@ -8,8 +8,7 @@ One switch, the ``LLMBOOK_PROFILE`` environment variable, picks one of three pro
   Offline (the default, ``LLMBOOK_OFFLINE``) and without bert-base in the Hugging Face cache,
   it runs the packaged MiniLM at full data scale instead and says so in ``describe()``.
 
-Chapters never hard-code sizes: they read them from :func:`get_profile`.  Every notebook's
-first code cell prints the active profile.
+Chapters read every size from :func:`get_profile`; each notebook's first code cell prints it.
 """
 
 from __future__ import annotations
@@ -81,6 +80,7 @@ class Profile:
     distil_layers: tuple[int, ...]
     distil_transfer_size: int
     distil_epochs: int
+    unlabelled_size: int  # IMDb sentences a self-training teacher labels per round
     # causal-LM pre-training (part "Generative models"): a GPT-2 decoder's width, depth and
     # optimizer steps, on chapter 4's corpus, sequence length and vocabulary size (the cpu
     # size mirrors chapter 4's scratch BERT; its training time is not measured yet)
@@ -162,6 +162,7 @@ PROFILES: dict[str, Profile] = {
         distil_layers=(0, 5),
         distil_transfer_size=64,
         distil_epochs=1,
+        unlabelled_size=64,
         clm_hidden=64,
         clm_layers=2,
         clm_steps=8,
@@ -223,6 +224,7 @@ PROFILES: dict[str, Profile] = {
         distil_layers=(0, 1, 3, 5),  # 6 -> 4 layers, chosen on validation (docs/decisions.md)
         distil_transfer_size=13_000,
         distil_epochs=1,
+        unlabelled_size=8_000,
         clm_hidden=128,
         clm_layers=2,
         clm_steps=1_000,
@@ -281,6 +283,7 @@ PROFILES: dict[str, Profile] = {
         distil_layers=(0, 2, 4, 7, 9, 11),
         distil_transfer_size=50_000,
         distil_epochs=2,
+        unlabelled_size=50_000,
         clm_hidden=768,
         clm_layers=12,
         clm_steps=20_000,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -95,6 +96,14 @@ def drop_unset(config: dict, added_options: dict) -> dict:
     """
     return {k: v for k, v in config.items()
             if not (k in added_options and v == added_options[k])}
+
+
+def model_key(name: str) -> str:
+    """A locally trained model is keyed on its own run record, not on its path."""
+    model = Path(name)
+    if model.is_dir() and (model / METRICS_FILE).exists():
+        return json.loads((model / METRICS_FILE).read_text()).get("run_key", name)
+    return name
 
 
 def run_dir(kind: str, config: dict) -> Path:
@@ -188,6 +197,17 @@ class Run:
     def test_metrics(self) -> dict:
         return self.metrics["test"]
 
+    def origin(self) -> str:
+        """For a command's report line: `` (cached)``, `` (resumed at step N)`` or ``""``
+        (trained just now).  A reused run made with other versions also gets a warning on
+        stderr."""
+        if self.cached and self.provenance_changes:
+            print(f"warning: {self.model_dir} was made with "
+                  f"{', '.join(self.provenance_changes)}; reused as it is (--force retrains it)",
+                  file=sys.stderr)
+        resumed = self.metrics.get("resumed_at_step")
+        return " (cached)" if self.cached else f" (resumed at step {resumed})" if resumed else ""
+
     def load(self):
         """``(tokenizer, model)`` of the run's best checkpoint, ready for inference."""
         if self.loader is None:
@@ -268,3 +288,11 @@ def cached_json(kind: str, key: dict, compute: Callable[[], object], refresh: bo
                        seconds=time.perf_counter() - started)
         atomic_write_text(results, json.dumps(value, indent=2))
     return value
+
+
+def add_run_options(parser) -> None:
+    """``--force`` and ``--resume`` on a command that trains a cached run (:func:`cached_run`)."""
+    parser.add_argument("--force", action="store_true", help="retrain even if a finished run "
+                        "exists (and discard an interrupted one)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in "
+                        "the directory from its checkpoint (refused if its configuration differs)")

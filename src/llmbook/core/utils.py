@@ -22,6 +22,11 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+def options_given(**options) -> dict:
+    """The options a command line set (``None`` means "not given: the profile's default")."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def configure_environment() -> None:
     """Point the Hugging Face libraries at local files only (unless ``LLMBOOK_OFFLINE=0``).
 

@@ -32,6 +32,7 @@ from llmbook.data.corpora import (
     verify_checksum,
 )
 from llmbook.data.rows import RowError, good_rows, good_texts, read_rows
+from llmbook.data.sentences import review_sentences
 from llmbook.data.tokenization import (
     check_texts,
     map_by_length,
@@ -68,6 +69,7 @@ __all__ = [
     "map_by_length",
     "packaged_csv_path",
     "read_packaged_reviews",
+    "review_sentences",
     "read_rows",
     "sample_per_class",
     "split_summary",

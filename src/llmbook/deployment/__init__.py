@@ -18,7 +18,6 @@ from llmbook.deployment.distillation import (
     distillation_loss,
     drop_layers,
     encoder_layers,
-    transfer_sentences,
     transfer_set,
 )
 from llmbook.deployment.export import (
@@ -155,7 +154,6 @@ __all__ = [
     "sweep",
     "torch_state_bytes",
     "torch_variant",
-    "transfer_sentences",
     "transfer_set",
     "verified_copy",
     "verify_manifest",

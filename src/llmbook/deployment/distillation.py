@@ -6,8 +6,9 @@ out has lost the representations the later layers expect.  Knowledge distillatio
 so it starts close -- is trained to match the teacher's softened class probabilities
 (:class:`Distiller`) as well as the gold labels where there are any.  Because the teacher
 labels any text, the *transfer set* can be larger than the labeled training set:
-:func:`distil` adds sentences cut from unlabeled IMDb reviews (:func:`transfer_sentences`; the
-IMDb *train* split only) to the task's training texts.  The student is then exported and
+:func:`distil` adds sentences cut from unlabeled IMDb reviews
+(:func:`llmbook.data.sentences.review_sentences`; the IMDb *train* split only) to the task's
+training texts.  The student is then exported and
 quantized like any other classifier (:mod:`llmbook.deployment.variants`).
 
 ``distil(DistilSpec.from_profile(teacher_dir, "rotten_tomatoes", profile))`` trains (or loads
@@ -17,7 +18,6 @@ from the ``runs/`` cache) the student and returns a :class:`~llmbook.adaptation.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -34,12 +34,11 @@ from llmbook.core.profiles import Profile
 from llmbook.core.runs import Run, cached_run
 from llmbook.core.utils import Timer
 from llmbook.data.corpora import limit_sizes, load_corpus, load_sentiment
+from llmbook.data.sentences import review_sentences
 from llmbook.data.tokenization import tokenize_dataset
 from llmbook.models.inference import load_for_inference, predict_proba
 from llmbook.training.config import IGNORE_INDEX, TrainConfig
 from llmbook.training.loop import train
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def encoder_layers(model) -> torch.nn.ModuleList:
@@ -113,22 +112,6 @@ class Distiller(torch.nn.Module):
         self.student.save_pretrained(directory, **kwargs)
 
 
-def transfer_sentences(documents: Sequence[str], size: int, seed: int = 0,
-                       min_words: int = 6, max_words: int = 40) -> list[str]:
-    """``size`` sentences of ``min_words``-``max_words`` words drawn from ``documents``.
-
-    Sentences end at ``.``, ``!`` or ``?``; the draw is without replacement and fixed by
-    ``seed``.  Raises ``ValueError`` when the documents hold fewer such sentences.
-    """
-    pool = [sentence for document in documents for sentence in _SENTENCE_END.split(document)
-            if min_words <= len(sentence.split()) <= max_words]
-    if size > len(pool):
-        raise ValueError(f"asked for {size} sentences but the documents hold {len(pool)} of "
-                         f"{min_words}-{max_words} words")
-    chosen = np.random.default_rng(seed).choice(len(pool), size, replace=False)
-    return [pool[i] for i in sorted(chosen)]
-
-
 @dataclass(frozen=True)
 class DistilSpec:
     """Everything that determines a distillation run (and so its cache key)."""
@@ -170,7 +153,7 @@ def transfer_set(spec: DistilSpec, splits, teacher, tokenizer) -> Dataset:
     (log-probabilities) as ``teacher_logits``."""
     texts, labels = list(splits["train"]["text"]), list(splits["train"]["label"])
     if spec.transfer_size:
-        texts += transfer_sentences(load_corpus("imdb")["train"]["text"], spec.transfer_size,
+        texts += review_sentences(load_corpus("imdb")["train"]["text"], spec.transfer_size,
                                     seed=spec.train.seed)
         labels += [IGNORE_INDEX] * spec.transfer_size
     probabilities = predict_proba(teacher, tokenizer, texts, spec.max_length,

@@ -116,11 +116,12 @@ def cached_export(model_dir: str | Path, quantize: str | None = None,
 
 # ----------------------------------------------------------------------------- export
 def export_model(model_dir: str | Path, out: str | Path, quantize: str | None = None,
-                 model=None) -> Path:
+                 model=None, key: bytes | None = None) -> Path:
     """Write a servable ONNX directory: ``model.onnx`` (+ int8), tokenizer, config, manifest.
 
     ``model`` (e.g. a head-pruned copy) replaces the weights loaded from ``model_dir``;
-    ``quantize="int8"`` applies :func:`quantize_onnx_int8`.
+    ``quantize="int8"`` applies :func:`quantize_onnx_int8`; ``key`` signs the manifest
+    (default: :func:`~llmbook.deployment.manifest.manifest_key`, from the environment).
     """
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
@@ -141,5 +142,5 @@ def export_model(model_dir: str | Path, out: str | Path, quantize: str | None = 
             "heads": count_heads(model), "layers": model.config.num_hidden_layers,
             "source_sha256": source_files(model_dir)}
     (out / "export.json").write_text(json.dumps(info, indent=2))
-    write_manifest(out)
+    write_manifest(out, key)
     return out

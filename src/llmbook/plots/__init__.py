@@ -6,6 +6,7 @@ from llmbook.plots.adaptation import (
     plot_peft_tradeoff,
     plot_rank_allocation,
     plot_stages,
+    plot_threshold_tradeoff,
 )
 from llmbook.plots.deployment import (
     plot_capacity,
@@ -84,6 +85,7 @@ __all__ = [
     "plot_stream_load",
     "plot_sweep",
     "plot_temperature_tradeoff",
+    "plot_threshold_tradeoff",
     "plot_token_attributions",
     "plot_training_curves",
 ]

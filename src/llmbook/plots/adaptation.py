@@ -1,4 +1,4 @@
-"""Figures of the Adaptation chapters (6, 7 and 8)."""
+"""Figures of the Adaptation chapters (9-12, and learning from unlabelled data)."""
 
 from __future__ import annotations
 
@@ -88,5 +88,25 @@ def plot_stages(stages, stage_names: Sequence[str]):
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].set_ylabel("test accuracy")
     np.atleast_1d(axes)[-1].legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_threshold_tradeoff(table):
+    """What a confidence threshold buys (learning from unlabelled data): the teacher's accuracy
+    on the validation examples it is that sure of and their share (left), and the pool
+    sentences kept, balanced per class (right); ``table`` from
+    :func:`llmbook.adaptation.pseudo_labels.threshold_tradeoff`."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    left.plot(table["threshold"], table["accuracy of kept"], "o-", label="accuracy of kept")
+    left.plot(table["threshold"], table["validation share kept"], "s--", label="share kept")
+    left.set_xlabel("confidence threshold")
+    left.set_title("validation: pseudo-label quality")
+    left.legend()
+    right.plot(table["threshold"], table["pool sentences kept"], "o-", color="#2e75b6")
+    right.set_xlabel("confidence threshold")
+    right.set_title("unlabelled pool: sentences kept")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

@@ -1,6 +1,6 @@
 """The shared training loop of chapter 9 (used by chapters 4-14): configuration, batching,
-optimizer and schedule, evaluation, checkpoint and resume, adversarial training (chapter 13) and
-text augmentation (chapter 13)."""
+optimizer and schedule, evaluation, checkpoint and resume, adversarial training (chapter 13),
+text augmentation (chapter 13) and R-Drop consistency (learning from unlabelled data)."""
 
 from llmbook.training.adversarial import adversarial_backward
 from llmbook.training.augmentation import (
@@ -36,6 +36,7 @@ from llmbook.training.checkpoint import (
     save_model,
 )
 from llmbook.training.config import (
+    ADDED_FIELDS,
     CHECKPOINT_DIR,
     IGNORE_INDEX,
     PRESENTATION_FIELDS,
@@ -44,6 +45,7 @@ from llmbook.training.config import (
     TrainConfig,
     TrainResult,
 )
+from llmbook.training.consistency import rdrop_loss, symmetric_kl
 from llmbook.training.evaluation import (
     classification_eval,
     classification_metrics,
@@ -68,6 +70,7 @@ from llmbook.training.optim import (
 )
 
 __all__ = [
+    "ADDED_FIELDS",
     "Augmenter",
     "BestModel",
     "CHECKPOINT_DIR",
@@ -113,8 +116,10 @@ __all__ = [
     "random_deletion",
     "random_insertion",
     "random_swap",
+    "rdrop_loss",
     "save_model",
     "schedule_lrs",
+    "symmetric_kl",
     "synonym_replacement",
     "train",
     "training_step",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from llmbook.core.runs import CHECKPOINT_DIR as CHECKPOINT_DIR  # the run directory's layout
+from llmbook.core.runs import drop_unset
 
 STATE_FILE = "trainer_state.json"
 
@@ -13,6 +14,10 @@ WEIGHTS_FILE = "model.safetensors"
 
 #: :class:`TrainConfig` fields that change how a run is shown or stored, not its result
 PRESENTATION_FIELDS = ("output_dir", "resume", "progress", "log_every", "checkpoint_min_seconds")
+
+#: fields added after runs were cached, with their defaults: left out of
+#: :meth:`TrainConfig.result_fields` at the default so that the keys of earlier runs hold
+ADDED_FIELDS = {"consistency_weight": 0.0}
 
 
 @dataclass
@@ -35,6 +40,9 @@ class TrainConfig:
     early_stopping_patience: int | None = None
     #: FGM adversarial training (chapter 13): L2 size of the word-embedding perturbation; 0 = off
     adversarial_epsilon: float = 0.0
+    #: R-Drop consistency (learning from unlabelled data): weight of the KL between two
+    #: dropout passes (:mod:`llmbook.training.consistency`); 0 = off, one pass per batch
+    consistency_weight: float = 0.0
     mixed_precision: str | None = None
     seed: int = 0
     log_every: int = 10
@@ -54,6 +62,8 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.adversarial_epsilon < 0:
             raise ValueError(f"adversarial_epsilon must be >= 0, got {self.adversarial_epsilon}")
+        if self.consistency_weight < 0:
+            raise ValueError(f"consistency_weight must be >= 0, got {self.consistency_weight}")
 
     @property
     def greater_is_better(self) -> bool:
@@ -61,7 +71,8 @@ class TrainConfig:
 
     def result_fields(self) -> dict:
         """The fields that determine the trained weights (for cache keys)."""
-        return {k: v for k, v in asdict(self).items() if k not in PRESENTATION_FIELDS}
+        fields = {k: v for k, v in asdict(self).items() if k not in PRESENTATION_FIELDS}
+        return drop_unset(fields, ADDED_FIELDS)
 
 
 @dataclass

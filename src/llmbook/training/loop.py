@@ -50,6 +50,7 @@ from llmbook.training.checkpoint import (
     save_model,
 )
 from llmbook.training.config import TrainConfig, TrainResult
+from llmbook.training.consistency import rdrop_loss
 from llmbook.training.evaluation import classification_eval, evaluate_model
 from llmbook.training.optim import make_optimizer
 
@@ -150,11 +151,15 @@ def micro_batches(setup: Setup, state: LoopState) -> Iterator[tuple[int, dict]]:
 
 def training_step(setup: Setup, batch: dict, config: TrainConfig, step: int,
                   step_hooks: Sequence[Callable] = ()) -> torch.Tensor:
-    """Forward, backward (FGM too, chapter 13); every ``gradient_accumulation_steps``
-    micro-batches: clip, optimizer and scheduler step, hooks, ``zero_grad``."""
+    """Forward (twice with R-Drop), backward (FGM too, chapter 13); every
+    ``gradient_accumulation_steps`` micro-batches: clip, optimizer and scheduler step, hooks,
+    ``zero_grad``."""
     accelerator, model = setup.accelerator, setup.model
     with accelerator.accumulate(model):
-        loss = model(**batch).loss
+        if config.consistency_weight:
+            loss = rdrop_loss(model, batch, config.consistency_weight)
+        else:
+            loss = model(**batch).loss
         accelerator.backward(loss)
         if config.adversarial_epsilon:
             adversarial_backward(model, batch, config.adversarial_epsilon, accelerator.backward,

@@ -12,6 +12,7 @@ from llmbook.data import (
     load_sentiment,
     packaged_csv_path,
     read_packaged_reviews,
+    review_sentences,
     split_summary,
     subsample,
 )
@@ -131,3 +132,14 @@ def test_split_summary(rotten_tomatoes):
     table = split_summary({"rt": rotten_tomatoes})
     assert list(table["examples"]) == [6824, 853, 853]
     assert table["positive share"].between(0.49, 0.51).all()
+
+
+def test_review_sentences_filters_by_length_and_is_reproducible():
+    documents = ["Too short. This sentence has exactly six words! " + "word " * 40 + "end.",
+                 "Only five words in this. And a question with seven words here?"]
+    assert review_sentences(documents, 2, seed=0) == [
+        "This sentence has exactly six words!", "And a question with seven words here?"]
+    one = review_sentences(documents, 1, seed=3)
+    assert one == review_sentences(documents, 1, seed=3)
+    with pytest.raises(ValueError, match="asked for 5 sentences but the documents hold 2"):
+        review_sentences(documents, 5)

@@ -58,6 +58,20 @@ def exported(model_dir, tmp_path_factory):
     return fp32, int8
 
 
+def test_export_signs_the_manifest_with_the_key_file(model_dir, tmp_path, capsys):
+    key_file, out = tmp_path / "key", tmp_path / "signed"
+    key_file.write_text("a secret\n")
+    assert main(["export", "--model", str(model_dir), "--out", str(out), "--sign-key",
+                 str(tmp_path / "missing")]) == 2
+    assert "--sign-key" in capsys.readouterr().err and not out.exists()
+    assert main(["export", "--model", str(model_dir), "--out", str(out), "--sign-key",
+                 str(key_file)]) == 0
+    assert "manifest (signed)" in capsys.readouterr().out
+    assert verify_manifest(out, b"a secret")
+    with pytest.raises(ManifestError, match="signature does not match"):
+        verify_manifest(out, b"another secret")
+
+
 def batches(tokenizer):
     return [encode(tokenizer, TEXTS[:n], 32) for n in (1, 3, 6)]
 

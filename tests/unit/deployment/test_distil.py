@@ -13,7 +13,6 @@ from llmbook.deployment import (
     distillation_loss,
     drop_layers,
     encoder_layers,
-    transfer_sentences,
 )
 from llmbook.models import load_for_inference
 from llmbook.training import TrainConfig, train
@@ -71,17 +70,6 @@ def test_distiller_mixes_in_cross_entropy_on_the_labelled_examples_only(teacher_
     assert unlabelled.item() == pytest.approx(0.3 * kd.item(), rel=1e-5)
     assert validation.item() == pytest.approx(
         cross_entropy(logits, torch.tensor([1, 0, 0, 1])).item(), rel=1e-5)
-
-
-def test_transfer_sentences_filters_by_length_and_is_reproducible():
-    documents = ["Too short. This sentence has exactly six words! " + "word " * 40 + "end.",
-                 "Only five words in this. And a question with seven words here?"]
-    assert transfer_sentences(documents, 2, seed=0) == [
-        "This sentence has exactly six words!", "And a question with seven words here?"]
-    one = transfer_sentences(documents, 1, seed=3)
-    assert one == transfer_sentences(documents, 1, seed=3)
-    with pytest.raises(ValueError, match="asked for 5 sentences but the documents hold 2"):
-        transfer_sentences(documents, 5)
 
 
 def test_distiller_fits_the_teacher_logits_it_is_given(teacher_dir):

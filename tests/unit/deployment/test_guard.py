@@ -1,5 +1,6 @@
 """Connection-level guards of the API (chapter 15): half-open sockets neither block requests
-nor stay open, a stalled body is cut off, and the connection cap holds."""
+nor stay open, a stalled body is cut off, and the connection cap holds; every refusal is
+reported with its reason."""
 
 import http.client
 import socket
@@ -27,12 +28,12 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": str(size).encode()})
 
 
-def _serve(limits):
+def _serve(limits, refused):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="error", lifespan="off",
-                                           http=guarded_protocol(limits),
+                                           http=guarded_protocol(limits, refused.append),
                                            h11_max_incomplete_event_size=limits.max_header_bytes))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -47,9 +48,10 @@ def serve():
     running = []
 
     def start(**limits):
-        running.append(_serve(ConnectionLimits(**limits)))
+        running.append(_serve(ConnectionLimits(**limits), start.refused))
         return running[-1][2]
 
+    start.refused = []  # the reasons the guard reported, in order
     yield start
     for server, thread, _ in running:
         server.should_exit = True
@@ -93,6 +95,7 @@ def test_half_open_sockets_neither_block_requests_nor_stay(serve):
     time.sleep(1.5)
     assert all(_closed(s) for s in held)  # past the header deadline: all closed
     assert not _closed(client.sock)  # an answered keep-alive connection is not cut off
+    assert serve.refused == ["header_timeout"] * 300
 
 
 def test_a_stalled_body_is_cut_off(serve):
@@ -101,7 +104,7 @@ def test_a_stalled_body_is_cut_off(serve):
     s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
     assert not _closed(s, wait=0.1)
     time.sleep(0.8)
-    assert _closed(s)
+    assert _closed(s) and serve.refused == ["body_timeout"]
 
 
 def test_connections_beyond_the_cap_are_refused(serve):
@@ -110,6 +113,7 @@ def test_connections_beyond_the_cap_are_refused(serve):
     extra = socket.create_connection(("127.0.0.1", port), timeout=5)
     assert _closed(extra, wait=1.0)
     assert not any(_closed(s, wait=0.05) for s in held)
+    assert serve.refused == ["capacity"]
 
 
 def test_oversized_headers_get_431_and_normal_ones_pass(serve):
@@ -126,6 +130,7 @@ def test_oversized_headers_get_431_and_normal_ones_pass(serve):
     for _ in range(10):
         trickled.sendall(b"X-Filler: " + b"y" * 1000 + b"\r\n")
     assert trickled.recv(100).startswith(b"HTTP/1.1 431")
+    assert serve.refused == ["header_size"] * 2
 
 
 def test_a_malformed_request_still_gets_400(serve):

@@ -240,6 +240,14 @@ def create_app(model_dir: str | Path | None, backend: str | None = None,
     return app
 
 
+def guarded_server_options(app, limits: ConnectionLimits) -> dict:
+    """uvicorn options that put ``app`` behind the connection guard (:mod:`.guard`), its
+    refusals counted in the app's ``llmbook_connections_refused_total``."""
+    refused = app.state.metrics.refused_connections
+    return {"http": guarded_protocol(limits, lambda reason: refused.labels(reason).inc()),
+            "h11_max_incomplete_event_size": limits.max_header_bytes}
+
+
 def run_server(model_dir: str | Path | None, backend: str | None = None,
                host: str = "127.0.0.1", port: int = 8000, config: ServeConfig | None = None,
                generate: str | Path | None = None,
@@ -263,13 +271,11 @@ def run_server(model_dir: str | Path | None, backend: str | None = None,
     # limit_concurrency would count idle connections too, so the guard replaces it (guard.py).
     # Keep idle connections longer than clients do (httpx: 5 s), or a client may reuse a
     # connection at the very moment the server closes it.
-    limits = ConnectionLimits()
     if probes:
         probes.start()
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                    http=guarded_protocol(limits), timeout_keep_alive=15,
-                    h11_max_incomplete_event_size=limits.max_header_bytes)
+                    timeout_keep_alive=15, **guarded_server_options(app, ConnectionLimits()))
     finally:
         if probes:
             probes.stop()

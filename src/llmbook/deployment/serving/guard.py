@@ -14,11 +14,15 @@ swaps uvicorn's HTTP protocol for :class:`GuardedH11Protocol`, which
   one piece and answers 400 to the rest);
 
 so bounding requests in flight is left to the app (its queue answers 503 when full), where an
-idle socket does not count.
+idle socket does not count.  Each refusal is reported by its reason (``capacity``,
+``header_timeout``, ``body_timeout``, ``header_size``) to the ``refused`` callback, which
+``llmbook serve`` points at ``llmbook_connections_refused_total``: no request the app never
+sees goes uncounted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import h11
@@ -39,10 +43,12 @@ class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with header and body deadlines and a connection cap."""
 
     limits = ConnectionLimits()
+    refused: Callable[[str], None] = staticmethod(lambda reason: None)
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
+            self.refused("capacity")
             transport.close()  # connection_lost removes it from the set
             return
         self._deadline = self.loop.call_later(self.limits.header_timeout, self._too_slow,
@@ -66,6 +72,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def _refuse_headers(self) -> None:
         """431 and close (written raw: h11 sends no response before it has read a request)."""
+        self.refused("header_size")
         body = f"request headers over {self.limits.max_header_bytes} bytes\n".encode()
         self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
                              b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
@@ -90,10 +97,16 @@ class GuardedH11Protocol(H11Protocol):
         """Close the connection if the client is still where it was when the clock started."""
         self._deadline = None
         if self.conn.their_state is stuck_in and not self.transport.is_closing():
+            self.refused("header_timeout" if stuck_in is h11.IDLE else "body_timeout")
             self.transport.close()
 
 
-def guarded_protocol(limits: ConnectionLimits) -> type[GuardedH11Protocol]:
-    """:class:`GuardedH11Protocol` with ``limits`` (uvicorn takes a class, not an instance);
-    pass ``h11_max_incomplete_event_size=limits.max_header_bytes`` to uvicorn with it."""
-    return type("GuardedH11Protocol", (GuardedH11Protocol,), {"limits": limits})
+def guarded_protocol(limits: ConnectionLimits, refused: Callable[[str], None] | None = None
+                     ) -> type[GuardedH11Protocol]:
+    """:class:`GuardedH11Protocol` with ``limits`` (uvicorn takes a class, not an instance),
+    calling ``refused(reason)`` at each refusal; pass
+    ``h11_max_incomplete_event_size=limits.max_header_bytes`` to uvicorn with it."""
+    attributes = {"limits": limits}
+    if refused is not None:
+        attributes["refused"] = staticmethod(refused)
+    return type("GuardedH11Protocol", (GuardedH11Protocol,), attributes)

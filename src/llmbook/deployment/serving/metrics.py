@@ -13,6 +13,9 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter("llmbook_requests_total", "HTTP requests by endpoint and status",
                                 ["endpoint", "status"], registry=self.registry)
+        self.refused_connections = Counter(
+            "llmbook_connections_refused_total", "Connections the guard closed before the app "
+            "saw a request, by reason", ["reason"], registry=self.registry)
         self.latency = Histogram(
             "llmbook_request_latency_seconds", "Latency of /v1/sentiment requests",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
