@@ -26,6 +26,7 @@ import warnings
 from pathlib import Path
 
 from llmbook.adaptation.command import add_finetune_parser, run_finetune
+from llmbook.core.profiles import PROFILES
 from llmbook.core.runs import RunProvenanceWarning, add_run_options
 from llmbook.core.utils import is_main_process, options_given
 from llmbook.data.corpora import TASKS
@@ -203,7 +204,7 @@ def _add_sft_command(commands) -> None:
     p = commands.add_parser("sft", help="instruction-tune SmolLM2-135M-Instruct on the book's "
                                         "three instruction sets (chapter 8)")
     p.add_argument("--method", choices=["lora", "full"], default="lora")
-    p.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None)
+    p.add_argument("--profile", choices=list(PROFILES), default=None)
     p.add_argument("--out", default=None, help="output directory (default: the runs/ cache)")
     p.add_argument("--export", metavar="DIR", default=None,
                    help="also write the tuned model (LoRA merged) with a sha256 manifest to DIR, "
@@ -222,7 +223,7 @@ def _add_training_commands(commands) -> None:
     p = commands.add_parser("distil", help="distil a fine-tuned model into fewer layers")
     p.add_argument("--teacher", required=True, help="model directory from `llmbook finetune`")
     p.add_argument("--task", choices=TASKS, default="rotten_tomatoes")
-    p.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None)
+    p.add_argument("--profile", choices=list(PROFILES), default=None)
     p.add_argument("--layers", help="encoder layers the student keeps, e.g. 0,1,3,5 "
                    "(default: the profile's)")
     p.add_argument("--transfer", type=int, help="unlabeled IMDb sentences added to the "
@@ -242,7 +243,7 @@ def _add_training_commands(commands) -> None:
     start.add_argument("--from", dest="source", metavar="MODEL",
                        help="continue pre-training MODEL ('minilm', a hub id or a directory)")
     p.add_argument("--corpus", choices=["imdb"], default="imdb")
-    p.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None)
+    p.add_argument("--profile", choices=list(PROFILES), default=None)
     p.add_argument("--out", default=None, help="output directory (default: the runs/ cache)")
     p.add_argument("--steps", type=int)
     p.add_argument("--lr", type=float)
@@ -287,7 +288,7 @@ def _add_model_commands(commands) -> None:
                                           "under load (serve), streamed generation under load "
                                           "(generate)")
     p.add_argument("benchmark", choices=["finetune", "serve", "generate"])
-    p.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default=None)
+    p.add_argument("--profile", choices=list(PROFILES), default=None)
     p.add_argument("--examples", type=int, default=None,
                    help="training examples per measured run (finetune; default: the profile's)")
     p.set_defaults(func=_bench)
