@@ -114,6 +114,7 @@ class Benchmark:
             raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
         self.tokenizer, self.max_length = tokenizer, max_length
         self.repeats, self.warmup, self.big_batch = repeats, warmup, big_batch
+        self.predictions: dict[str, np.ndarray] = {}  # variant name -> its last predictions
         rng = np.random.default_rng(0)
         self._batches = {size: [encode(tokenizer, list(rng.choice(self.texts, size)), max_length)
                                 for _ in range(min(repeats, 20))]
@@ -130,7 +131,15 @@ class Benchmark:
                              lambda b: variant.run(encode(self.tokenizer, b, self.max_length)))
 
     def accuracy(self, variant: Variant) -> float:
-        return classification_metrics(self.labels, self.logits(variant).argmax(-1))["accuracy"]
+        self.predictions[variant.name] = self.logits(variant).argmax(-1)
+        return classification_metrics(self.labels, self.predictions[variant.name])["accuracy"]
+
+    def correct(self, name: str) -> np.ndarray:
+        """Per text: was the variant called ``name`` right when its accuracy was measured (the
+        flags a paired test of two variants needs, chapter 14)."""
+        if name not in self.predictions:
+            raise KeyError(f"no accuracy measured yet for {name!r}")
+        return self.predictions[name] == self.labels
 
     def latency(self, variant: Variant, batch_size: int) -> np.ndarray:
         """Timings in milliseconds of one call at ``batch_size``."""

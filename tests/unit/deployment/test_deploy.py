@@ -196,6 +196,11 @@ def test_benchmark_measures_every_variant_alike(loaded):
     assert table.loc[0, "speedup_b1"] == 1 and table.loc[0, "accuracy_change_pt"] == 0
     assert (table["p95_ms_b1"] >= table["p50_ms_b1"]).all() and (table["texts_per_s"] > 0).all()
     assert table["accuracy"].between(0, 1).all()
+    for name, accuracy in zip(table["variant"], table["accuracy"], strict=True):
+        assert bench.correct(name).shape == (len(TEXTS),)
+        assert bench.correct(name).mean() == pytest.approx(accuracy)  # the same predictions
+    with pytest.raises(KeyError, match="no accuracy measured yet for 'int8'"):
+        bench.correct("int8")
     with pytest.raises(ValueError, match="6 texts but 2 labels"):
         Benchmark(tokenizer, TEXTS, LABELS[:2], 32)
 
