@@ -51,6 +51,7 @@ from llmbook.training.evaluation import (
     classification_metrics,
     evaluate_classifier,
     evaluate_model,
+    paired_bootstrap,
     paired_test,
 )
 from llmbook.training.loop import (
@@ -110,6 +111,7 @@ __all__ = [
     "make_optimizer",
     "metrics_record",
     "micro_batches",
+    "paired_bootstrap",
     "paired_test",
     "parameter_groups",
     "prepare",

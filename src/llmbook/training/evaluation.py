@@ -124,3 +124,26 @@ def paired_test(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict:
     return {"gap": float(a.mean() - b.mean()), "only_a": only_a, "only_b": only_b,
             "p_value": float(p_value),
             "verdict": "beyond the noise" if p_value < 0.05 else "within the noise"}
+
+
+def paired_bootstrap(correct_a, correct_b, *, resamples: int = 2_000, level: float = 0.95,
+                     seed: int = 0) -> dict:
+    """An interval for the accuracy gap A - B on the same examples, by resampling examples.
+
+    ``correct_a`` and ``correct_b`` are flags per example, or one row of flags per seed
+    (``seeds x examples``, chapter 5): each example's gap is then averaged over the seeds
+    first, so the interval covers the test set's sampling noise of the seed-averaged gap (the
+    seed-to-seed spread is reported beside it, not inside it). Returns the ``gap``, the
+    interval's ``low`` and ``high`` ends and a ``verdict``: "beyond the noise" when the
+    interval excludes 0, otherwise "within the noise".
+    """
+    a, b = np.atleast_2d(np.asarray(correct_a, float)), np.atleast_2d(np.asarray(correct_b, float))
+    if a.shape != b.shape or a.ndim != 2 or a.shape[1] == 0:
+        raise ValueError("need the same examples (and seeds) from each model")
+    per_example = a.mean(axis=0) - b.mean(axis=0)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(per_example), size=(resamples, len(per_example)))
+    gaps = per_example[picks].mean(axis=1)
+    low, high = np.quantile(gaps, [(1 - level) / 2, (1 + level) / 2])
+    return {"gap": float(per_example.mean()), "low": float(low), "high": float(high),
+            "verdict": "beyond the noise" if low > 0 or high < 0 else "within the noise"}
