@@ -27,6 +27,24 @@ def test_wordpiece_round_trip():
         train_wordpiece(TEXTS, vocab_size=50)
 
 
+def test_wordpiece_ids_do_not_depend_on_the_trainers_tie_order():
+    from llmbook.models import load_tokenizer
+    from llmbook.pretraining.runs import _batches, with_sorted_vocabulary
+
+    trained = load_tokenizer("minilm").train_new_from_iterator(_batches(TEXTS), vocab_size=300)
+    pieces = {text: trained.tokenize(text) for text in TEXTS[:3]}
+    special_ids = {t: trained.convert_tokens_to_ids(t) for t in trained.all_special_tokens}
+    tokenizer = with_sorted_vocabulary(trained)
+    vocab = tokenizer.get_vocab()
+    ordinary = sorted((t for t in vocab if t not in special_ids), key=vocab.get)
+    assert ordinary == sorted(ordinary, key=lambda t: (t.startswith("##"), t))  # ids by text
+    assert {t: vocab[t] for t in special_ids} == special_ids  # [CLS], [MASK]... keep theirs
+    for text, before in pieces.items():  # the same pieces, only numbered differently
+        assert tokenizer.tokenize(text) == before
+        ids = tokenizer(text)["input_ids"]
+        assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", *before, "[SEP]"]
+
+
 def test_scratch_config_follows_the_spec():
     tokenizer = train_wordpiece(TEXTS, vocab_size=300)
     config = PretrainSpec(hidden_size=128, layers=3, max_length=64).scratch_config(tokenizer)
